@@ -1,0 +1,95 @@
+"""Shared fixtures: real Spark, a real PostgreSQL server, and moto's server over HTTP.
+
+- `spark`: one local[2] session for the whole test run (few shuffle partitions, no UI).
+- `moto_server`: moto in a child process; boto3 reaches it at `moto_server.endpoint_url`.
+- `pg_server`: a PostgreSQL server for the run; `pg_url` a fresh, empty database per module.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+
+import pytest
+
+from spark_app.devstack import LocalMoto, LocalPostgres, fake_aws_credentials, free_port
+from spark_app.session import build_session, prepare_local_environment
+from spark_app.config import SparkConfig
+
+prepare_local_environment()
+fake_aws_credentials()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = build_session(
+        SparkConfig(
+            master="local[2]",
+            app_name="tests",
+            conf={
+                "spark.sql.shuffle.partitions": "2",
+                "spark.default.parallelism": "2",
+                "spark.ui.enabled": "false",
+                "spark.ui.showConsoleProgress": "false",
+            },
+        )
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    server = LocalMoto(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    server = LocalPostgres(tmp_path_factory.mktemp("pg"), free_port(), database="postgres").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pg_url(pg_server, request):
+    """URL of a new, empty database, dropped when the module's tests are done."""
+    module = re.sub(r"\W", "_", request.module.__name__.split(".")[-1])[:40]
+    name = f"t_{module}_{uuid.uuid4().hex[:6]}"
+    pg_server.create_database(name)
+    yield f"postgresql://postgres@127.0.0.1:{pg_server.port}/{name}"
+    pg_server.drop_database(name)
+
+
+@pytest.fixture()
+def dynamodb(moto_server):
+    """A boto3 DynamoDB client on the moto server."""
+    import boto3
+
+    return boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+
+
+@pytest.fixture()
+def catalog_table(dynamodb):
+    """An empty catalog table (advertiser_id N, product_id S), deleted afterwards."""
+    name = f"catalog_{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
+            {"AttributeName": "product_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "advertiser_id", "AttributeType": "N"},
+            {"AttributeName": "product_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield name
+    dynamodb.delete_table(TableName=name)
+
+
+def pytest_report_header(config):
+    return f"SPARK_LOCAL_IP={os.environ.get('SPARK_LOCAL_IP')} PYSPARK_PYTHON={os.environ.get('PYSPARK_PYTHON')}"
