@@ -112,12 +112,12 @@ class LocalPostgres:
     def _run_as(self) -> Optional[str]:
         if os.geteuid() != 0:
             return None
+        from pgserver._commands import POSTGRES_BIN_PATH
         from pgserver.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
             ensure_user_exists,
         )
-        from pgserver._commands import POSTGRES_BIN_PATH
 
         ensure_user_exists(_PG_SYSTEM_USER)
         ensure_prefix_permissions(self.data_dir)
@@ -132,9 +132,8 @@ class LocalPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             self._run_as()
             return
-        self._run(
-            [self._bin("initdb"), "-D", str(self.data_dir), "--auth=trust", "--encoding=utf8", "-U", "postgres"]
-        )
+        initdb = self._bin("initdb")
+        self._run([initdb, "-D", str(self.data_dir), "--auth=trust", "--encoding=utf8", "-U", "postgres"])
 
     def _pg_ctl(self, *args: str) -> None:
         self._run([self._bin("pg_ctl"), "-D", str(self.data_dir), *args])

@@ -13,9 +13,9 @@ import uuid
 
 import pytest
 
+from spark_app.config import SparkConfig
 from spark_app.devstack import LocalMoto, LocalPostgres, fake_aws_credentials, free_port
 from spark_app.session import build_session, prepare_local_environment
-from spark_app.config import SparkConfig
 
 prepare_local_environment()
 fake_aws_credentials()
@@ -92,4 +92,5 @@ def catalog_table(dynamodb):
 
 
 def pytest_report_header(config):
-    return f"SPARK_LOCAL_IP={os.environ.get('SPARK_LOCAL_IP')} PYSPARK_PYTHON={os.environ.get('PYSPARK_PYTHON')}"
+    env = os.environ
+    return f"SPARK_LOCAL_IP={env.get('SPARK_LOCAL_IP')} PYSPARK_PYTHON={env.get('PYSPARK_PYTHON')}"

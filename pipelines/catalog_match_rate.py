@@ -1,0 +1,269 @@
+"""The daily catalog match rate: how well each advertiser's catalog covers what users view.
+
+extract   product views of day D per (advertiser_id, product_id), from event logs or Presto
+enrich    matched = the DynamoDB catalog holds the key (one batched pass, persisted)
+load      detail rows and the per-advertiser aggregate into run-scoped staging in PostgreSQL
+quality   Deequ-style checks on both tables; an Error stops the run before publishing
+publish   one transaction replaces the day in both tables and records the run
+
+The transforms (`count_product_views`, `detail_rows`, `aggregate_match_rates`) are pure
+DataFrame-to-DataFrame functions, tested alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Dict, List, Optional
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_app.config import Config
+from spark_app.errors import PipelineError, QualityGateFailed, translate_task_errors
+from spark_app.progress import Progress
+
+NAME = "catalog_match_rate"
+DETAIL_TABLE = "product_views"
+AGGREGATE_TABLE = "advertiser_match_rates"
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def count_product_views(events: DataFrame) -> DataFrame:
+    """Distinct events per (advertiser_id, product_id): `view_count` and `other_events`.
+
+    Logs are delivered at least once, so an `event_id` counts once; when its copies differ,
+    the smallest (ts, event_type, advertiser_id, product_id) wins, so the result is
+    deterministic. Keys with no product view keep view_count 0 (for the counts); callers keep
+    `view_count > 0` for the detail rows.
+    """
+    first = F.min(F.struct("ts", "event_type", "advertiser_id", "product_id")).alias("e")
+    distinct_events = events.groupBy("event_id").agg(first).select("e.*")
+    is_view = (F.col("event_type") == "product_view").cast("long")
+    return distinct_events.groupBy("advertiser_id", "product_id").agg(
+        F.sum(is_view).alias("view_count"),
+        F.sum(1 - is_view).alias("other_events"),
+    )
+
+
+def detail_rows(enriched: DataFrame, day: date) -> DataFrame:
+    """The `product_views` rows of the day, in the table's column order."""
+    return enriched.select(
+        F.lit(day).cast("date").alias("day"),
+        F.col("advertiser_id").cast("long"),
+        F.col("product_id"),
+        F.col("view_count").cast("long"),
+        F.col("matched").cast("boolean"),
+    )
+
+
+def aggregate_match_rates(detail: DataFrame) -> DataFrame:
+    """Per advertiser and day: products and views, matched or not, and the view match rate."""
+    matched = F.col("matched")
+    return (
+        detail.groupBy("day", "advertiser_id")
+        .agg(
+            F.count(F.lit(1)).alias("total_products"),
+            F.sum(matched.cast("long")).alias("matched_products"),
+            F.sum("view_count").alias("total_views"),
+            F.sum(F.when(matched, F.col("view_count")).otherwise(F.lit(0)))
+            .cast("long")
+            .alias("matched_views"),
+        )
+        .withColumn("match_rate", F.col("matched_views") / F.col("total_views"))
+    )
+
+
+# --------------------------------------------------------------------------- extract
+
+
+@dataclass
+class Extracted:
+    views: DataFrame  # advertiser_id, product_id, view_count (> 0)
+    counts: Dict[str, int] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)
+
+
+def extract(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
+    if cfg.source == "presto":
+        return _extract_presto(spark, cfg, day)
+    return _extract_events(spark, cfg, day, run_id)
+
+
+def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
+    from spark_app.availability import check_day_available
+    from spark_app.events import read_day_events
+
+    assert cfg.events is not None
+    report = check_day_available(cfg.events, day)
+    day_events = read_day_events(spark, cfg.events, day, run_id)
+    per_key = count_product_views(day_events.events).persist(StorageLevel.MEMORY_AND_DISK)
+    totals = per_key.agg(
+        F.count(F.lit(1)).alias("keys"),
+        F.sum("view_count").alias("view_events"),
+        F.sum("other_events").alias("other_events"),
+        F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
+    ).first()
+    counts = _event_counts(day_events.counts, totals)
+    notes = [f"corrupt file skipped: {f}" for f in day_events.corrupt_files]
+    notes += list(getattr(report, "warnings", []) or [])
+    if day_events.quarantine_path and counts.get("rejected"):
+        notes.append(f"rejected lines quarantined under {day_events.quarantine_path}")
+    views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
+    return Extracted(views, counts, notes)
+
+
+def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
+    """Counts of the event path that add up: every line read is accounted for exactly once."""
+    in_day = int(source_counts["in_day"])
+    distinct_events = int(totals["view_events"] or 0) + int(totals["other_events"] or 0)
+    counts = {
+        "lines_read": int(source_counts["lines_read"]),
+        "rejected": int(source_counts["rejected"]),
+        "outside_day": int(source_counts["outside_day"]),
+        "duplicate_events": in_day - distinct_events,
+        "other_event_types": int(totals["other_events"] or 0),
+        "product_view_events": int(totals["view_events"] or 0),
+        "viewed_products": int(totals["viewed_products"] or 0),
+    }
+    counts.update({k: int(v) for k, v in source_counts.items() if k.startswith("rejected_") and v})
+    accounted = (
+        counts["rejected"]
+        + counts["outside_day"]
+        + counts["duplicate_events"]
+        + counts["other_event_types"]
+        + counts["product_view_events"]
+    )
+    if accounted != counts["lines_read"]:
+        raise PipelineError(
+            f"event counts do not add up: {counts['lines_read']:,} lines read but {accounted:,} "
+            f"accounted for ({counts}); refusing to publish a day that may have lost rows"
+        )
+    return counts
+
+
+def _extract_presto(spark: SparkSession, cfg: Config, day: date) -> Extracted:
+    from spark_app.presto import read_presto_views
+
+    assert cfg.presto is not None
+    views = read_presto_views(spark, cfg.presto, day).persist(StorageLevel.MEMORY_AND_DISK)
+    totals = views.agg(F.count(F.lit(1)).alias("n"), F.sum("view_count").alias("v")).first()
+    counts = {
+        "presto_rows": int(totals["n"]),
+        "viewed_products": int(totals["n"]),
+        "product_view_events": int(totals["v"] or 0),
+    }
+    return Extracted(views, counts)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def compute_tables(
+    spark: SparkSession, cfg: Config, day: date, progress: Progress, run_id: str
+) -> Dict[str, DataFrame]:
+    """Extract, enrich (once, persisted) and aggregate; nothing is written."""
+    from spark_app.dynamo import LookupCounters, enrich_with_catalog
+
+    with progress.stage("extract") as st:
+        extracted = extract(spark, cfg, day, run_id)
+        progress.add_counts(extracted.counts)
+        st.rows = extracted.counts.get("viewed_products")
+        for note in extracted.notes:
+            log.warning(note)
+
+    with progress.stage("enrich") as st:
+        counters = LookupCounters(spark.sparkContext)
+        enriched = enrich_with_catalog(extracted.views, cfg.dynamodb, counters)
+        detail = detail_rows(enriched, day).persist(StorageLevel.MEMORY_AND_DISK)
+        st.rows = detail.count()
+        lookups = counters.snapshot()
+        st.detail.update(_round_floats(lookups))
+
+    with progress.stage("aggregate") as st:
+        aggregate = aggregate_match_rates(detail).persist(StorageLevel.MEMORY_AND_DISK)
+        st.rows = aggregate.count()
+    return {DETAIL_TABLE: detail, AGGREGATE_TABLE: aggregate}
+
+
+def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict[str, Any]:
+    """Run the day end to end; returns the run's stats (also stored in pipeline_runs)."""
+    from spark_app.pg_publish import DayRun, upgrade_schema
+
+    from spark_app.pg_connect import connection_spec
+
+    spec = connection_spec(cfg.postgres)
+    with progress.stage("migrate"):
+        upgrade_schema(spec, cfg.postgres.schema)
+
+    with DayRun(spec, pipeline=NAME, day=day, schema=cfg.postgres.schema) as day_run, translate_task_errors():
+        tables = compute_tables(spark, cfg, day, progress, day_run.run_id)
+        with progress.stage("load") as st:
+            loaded = {name: day_run.stage(df, name) for name, df in tables.items()}
+            st.rows = sum(r.rows_loaded for r in loaded.values())
+            rejected_at_load = sum(r.rows_rejected for r in loaded.values())
+            progress.add_counts({"rejected_at_load": rejected_at_load})
+        with progress.stage("quality") as st:
+            gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
+            st.detail["warnings"] = len(gate.warnings)
+            st.detail["errors"] = len(gate.errors)
+            if gate.errors:
+                raise QualityGateFailed(_describe_failures(day, gate.errors))
+        with progress.stage("publish") as st:
+            counts = progress.counts
+            rows_out = loaded[DETAIL_TABLE].rows_loaded
+            rejected = counts.get("rejected", 0) + rejected_at_load
+            day_run.publish(
+                rows_in=counts.get("lines_read", counts.get("presto_rows", 0)),
+                rows_out=rows_out,
+                rows_rejected=rejected,
+                stats=progress.as_stats(),
+            )
+            st.rows = rows_out
+    for table in tables.values():
+        table.unpersist()
+    return progress.as_stats()
+
+
+def check_quality(
+    spark: SparkSession,
+    cfg: Config,
+    tables: Dict[str, DataFrame],
+    day: date,
+    run_id: str,
+    spec: Optional[Any] = None,
+):
+    """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
+    from spark_app.quality import run_gate
+
+    from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
+
+    gate = run_gate(
+        spark,
+        tables,
+        cfg.quality,
+        default_checks=DEFAULT_CHECKS,
+        pipeline=NAME,
+        day=day,
+        run_id=run_id,
+        spec=spec,
+    )
+    for warning in gate.warnings:
+        log.warning("quality warning: %s", warning.message or warning)
+    return gate
+
+
+def _describe_failures(day: date, errors: List[Any]) -> str:
+    lines = [f"data-quality gate failed for {NAME} on {day}: nothing was published"]
+    lines += [f"  - {e}" for e in errors]
+    return "\n".join(lines)
+
+
+def _round_floats(d: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}

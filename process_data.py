@@ -1,0 +1,196 @@
+"""Entry point of the daily jobs: `spark-submit process_data.py ...` on EMR, or plain `python`.
+
+    process_data.py --pipeline catalog_match_rate --date 2026-11-19 --conf conf/local.yaml
+    process_data.py --pipeline catalog_match_rate --from 2026-11-01 --to 2026-11-07 --conf ...
+    process_data.py quality --pipeline catalog_match_rate --date 2026-11-19 --conf ...
+    process_data.py suggest --pipeline catalog_match_rate --date 2026-11-19 --conf ...
+    process_data.py db-upgrade --conf ...
+
+Arguments and configuration are checked before Spark starts. Exit codes: 0 success,
+1 failure, 2 bad arguments or configuration, 3 input not ready (retry later), 4 data-quality
+gate failed, 5 PostgreSQL, 6 DynamoDB, 7 source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date, timedelta
+from typing import List, Optional, Sequence
+
+from spark_app.config import Config, load_config
+from spark_app.errors import ConfigError, PipelineError, from_executor_failure
+
+COMMANDS = ("run", "quality", "suggest", "db-upgrade")
+MAX_BACKFILL_DAYS = 366
+
+log = logging.getLogger("process_data")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+        argv.insert(0, "run")
+    parser = argparse.ArgumentParser(prog="process_data.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in [
+        ("run", "run the pipeline for a day or a range of days"),
+        ("quality", "compute the day's tables and run the data-quality checks alone (writes nothing)"),
+        ("suggest", "profile the day's tables and print suggested constraints"),
+    ]:
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--pipeline", required=True)
+        p.add_argument("--conf", required=True, help="YAML config file")
+        p.add_argument("--date", type=_parse_date, help="the day, YYYY-MM-DD")
+        if name == "run":
+            p.add_argument("--from", dest="date_from", type=_parse_date, help="first day of a backfill")
+            p.add_argument("--to", dest="date_to", type=_parse_date, help="last day of a backfill")
+    p = sub.add_parser("db-upgrade", help="apply the PostgreSQL schema migrations")
+    p.add_argument("--conf", required=True)
+    return parser.parse_args(argv)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def days_to_run(args: argparse.Namespace) -> List[date]:
+    """The day, or the consecutive days of a backfill; checked before anything starts."""
+    date_from = getattr(args, "date_from", None)
+    date_to = getattr(args, "date_to", None)
+    if args.date and (date_from or date_to):
+        raise ConfigError("--date and --from/--to exclude each other")
+    if args.date:
+        return [args.date]
+    if not (date_from and date_to):
+        raise ConfigError("give --date D, or --from D1 --to D2 for a backfill")
+    if date_to < date_from:
+        raise ConfigError(f"--to {date_to} is before --from {date_from}")
+    n = (date_to - date_from).days + 1
+    if n > MAX_BACKFILL_DAYS:
+        raise ConfigError(f"a backfill of {n} days is over the limit of {MAX_BACKFILL_DAYS}")
+    return [date_from + timedelta(days=i) for i in range(n)]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    _setup_logging()
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:  # argparse already printed the message
+        return int(exc.code or 0) and ConfigError.exit_code
+    try:
+        cfg = load_config(args.conf)
+        if args.command == "db-upgrade":
+            return _db_upgrade(cfg)
+        pipeline = _load_pipeline(args.pipeline)
+        days = days_to_run(args)
+    except PipelineError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    return _run_with_spark(args, cfg, pipeline, days)
+
+
+def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
+    from spark_app.session import build_session
+
+    spark = build_session(cfg.spark)
+    try:
+        if args.command == "run":
+            return _run_days(spark, cfg, pipeline, days)
+        return _inspect_day(spark, cfg, pipeline, days[0], args.command)
+    finally:
+        spark.stop()
+
+
+def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
+    from spark_app.progress import Progress
+
+    results = []
+    for day in days:
+        progress = Progress(f"{pipeline.NAME} {day}")
+        code = _guarded(lambda: pipeline.run(spark, cfg, day, progress))  # noqa: B023
+        print(f"\n== {pipeline.NAME} {day}: {'succeeded' if code == 0 else f'FAILED (exit {code})'}")
+        print(progress.format_summary())
+        results.append((day, code))
+    if len(days) > 1:
+        failed = [(d, c) for d, c in results if c]
+        print(f"\nbackfill: {len(days) - len(failed)} of {len(days)} days succeeded")
+        for d, c in failed:
+            print(f"  {d}: exit {c}")
+    return next((c for _, c in results if c), 0)
+
+
+def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str) -> int:
+    from spark_app.progress import Progress
+
+    progress = Progress(f"{pipeline.NAME} {day}")
+
+    def inspect() -> None:
+        tables = pipeline.compute_tables(spark, cfg, day, progress, run_id=f"{command}-{day}")
+        if command == "suggest":
+            from spark_app.quality_suggest import suggest_constraints
+
+            for name, df in tables.items():
+                print(f"\n== suggested constraints for {name}")
+                print(suggest_constraints(df).format())
+            return
+        gate = pipeline.check_quality(spark, cfg, tables, day, run_id=f"quality-{day}")
+        print(gate.format())
+        if gate.errors:
+            from spark_app.errors import QualityGateFailed
+
+            raise QualityGateFailed(f"{len(gate.errors)} Error-level constraint(s) failed for {day}")
+
+    return _guarded(inspect)
+
+
+def _guarded(action) -> int:
+    """Run `action`; map our errors (also when raised inside Spark tasks) to exit codes."""
+    try:
+        action()
+        return 0
+    except PipelineError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception as exc:  # Spark wraps task failures; recover our error when it is one
+        ours = from_executor_failure(exc)
+        if ours is None:
+            log.exception("unexpected failure")
+            return PipelineError.exit_code
+        log.error("%s: %s", type(ours).__name__, ours)
+        return ours.exit_code
+
+
+def _db_upgrade(cfg: Config) -> int:
+    from spark_app.pg_publish import upgrade_schema
+
+    from spark_app.pg_connect import connection_spec
+
+    upgrade_schema(connection_spec(cfg.postgres), cfg.postgres.schema)
+    log.info("schema is up to date")
+    return 0
+
+
+def _load_pipeline(name: str):
+    from pipelines import load_pipeline
+
+    return load_pipeline(name)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "botocore", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

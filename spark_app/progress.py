@@ -1,0 +1,90 @@
+"""Stage progress: which stage runs, how long each took, and the counts it produced.
+
+Every stage logs a start line and an end line with its seconds and counts, so a cluster log
+shows where a run is; the summary (also stored in `pipeline_runs.stats`) shows at a glance
+which stage is the slowest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional
+
+log = logging.getLogger("spark_app.progress")
+
+
+@dataclass
+class StageRecord:
+    name: str
+    seconds: float = 0.0
+    rows: Optional[int] = None
+    detail: Dict[str, Any] = field(default_factory=dict)
+
+
+class Progress:
+    """Times named stages and keeps the run's counts."""
+
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self.stages: List[StageRecord] = []
+        self.counts: Dict[str, int] = {}
+        self._started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[StageRecord]:
+        record = StageRecord(name)
+        log.info("%s> %s ...", self._prefix(), name)
+        start = time.perf_counter()
+        try:
+            yield record
+        except BaseException:
+            record.seconds = time.perf_counter() - start
+            self.stages.append(record)
+            log.error("%sx %s failed after %.1f s", self._prefix(), name, record.seconds)
+            raise
+        record.seconds = time.perf_counter() - start
+        self.stages.append(record)
+        rows = f", {record.rows:,} rows" if record.rows is not None else ""
+        extra = "".join(f", {k}={_fmt(v)}" for k, v in record.detail.items())
+        log.info("%sdone %s in %.1f s%s%s", self._prefix(), name, record.seconds, rows, extra)
+
+    def add_counts(self, counts: Dict[str, int]) -> None:
+        self.counts.update({k: int(v) for k, v in counts.items()})
+
+    @property
+    def total_seconds(self) -> float:
+        return time.perf_counter() - self._started
+
+    def as_stats(self) -> Dict[str, Any]:
+        """JSON-able summary, stored in pipeline_runs.stats."""
+        return {
+            "stages": {
+                s.name: {"seconds": round(s.seconds, 3), "rows": s.rows, **s.detail} for s in self.stages
+            },
+            "counts": dict(self.counts),
+            "total_seconds": round(self.total_seconds, 3),
+        }
+
+    def format_summary(self) -> str:
+        lines = ["stage        seconds        rows"]
+        slowest = max(self.stages, key=lambda s: s.seconds, default=None)
+        for s in self.stages:
+            mark = "  <- slowest" if s is slowest and len(self.stages) > 1 else ""
+            rows = f"{s.rows:,}" if s.rows is not None else "-"
+            lines.append(f"{s.name:<12} {s.seconds:>7.1f} {rows:>11}{mark}")
+        lines.append(f"{'total':<12} {self.total_seconds:>7.1f}")
+        if self.counts:
+            width = max(len(k) for k in self.counts)
+            lines.append("")
+            lines += [f"{k:<{width}}  {v:>12,}" for k, v in self.counts.items()]
+        return "\n".join(lines)
+
+    def _prefix(self) -> str:
+        return f"[{self.label}] " if self.label else ""
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
