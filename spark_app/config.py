@@ -59,6 +59,9 @@ class PrestoConfig:
     page_size: int = 10000
     request_timeout_seconds: float = 300.0
     verify_tls: bool = True
+    # Where the result is staged as Parquet for the executors; required on a cluster
+    # (s3://bucket/prefix or hdfs:///path); default on a local master: a temp dir.
+    staging_dir: Optional[str] = None
 
 
 @dataclass(frozen=True)
