@@ -1,0 +1,176 @@
+"""`process_data.py` on a small hand-made day, checked row by row against hand-computed tables.
+
+The day (2026-11-19) has 17 lines over two folders:
+
+dt=2026-11-19 (plain JSON)                         outcome
+  e1  view  adv 1 sku-1       08:00Z               kept
+  e2  view  adv 1 sku-1       09:30+02:00 = 07:30Z kept
+  e2  (same line again)                            duplicate
+  e3  view  adv 1 sku-2       epoch ms 08:00Z      kept
+  e4  add_to_cart adv 1 sku-1                      other event type
+  e5  view  adv 2 sku-9       23:59:59Z            kept
+  e6  view  adv 2 'weird, "quoted"<TAB>sku\\x'     kept (byte-exact)
+  e7  view  adv 1 sku-1       2026-11-18 23:00Z    outside the day
+  e8  view  adv 2 sku-10      01:00+05:00 = 18th   outside the day
+  bad1 truncated JSON                              rejected
+  bad2 no product_id                               rejected
+  bad3 advertiser_id "abc"                         rejected
+  bad4 ts "yesterday"                              rejected
+dt=2026-11-20 (gzipped)
+  e10 view  adv 1 sku-2       22:00Z on the 19th   kept (late arrival)
+  e2  (redelivered)                                duplicate
+  e11 view  adv 2 sku-9       2026-11-20 03:00Z    outside the day
+  e12 view  adv 2 é-produit   12:00-05:00 = 17:00Z kept
+
+Catalog: (1, sku-1), (2, sku-9), (2, weird...). So:
+  product_views: (1, sku-1, 2, T) (1, sku-2, 2, F) (2, sku-9, 1, T) (2, weird, 1, T) (2, é-produit, 1, F)
+  advertiser_match_rates: adv 1: 2 products, 1 matched, 4 views, 2 matched, 0.5
+                          adv 2: 3 products, 2 matched, 3 views, 2 matched, 2/3
+  counts: 17 read = 4 rejected + 3 outside + 2 duplicates + 1 other type + 7 views
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import psycopg2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DAY = "2026-11-19"
+WEIRD = 'weird, "quoted"\tsku\\x'
+
+
+def view(event_id, adv, product, ts, event_type="product_view"):
+    return json.dumps(
+        {"event_id": event_id, "event_type": event_type, "ts": ts, "advertiser_id": adv, "product_id": product,
+         "user_agent": "ignored"},
+        ensure_ascii=False,
+    )
+
+
+DAY_LINES = [
+    view("e1", 1, "sku-1", "2026-11-19T08:00:00Z"),
+    view("e2", 1, "sku-1", "2026-11-19T09:30:00+02:00"),
+    view("e2", 1, "sku-1", "2026-11-19T09:30:00+02:00"),
+    view("e3", 1, "sku-2", 1795075200000),
+    view("e4", 1, "sku-1", "2026-11-19T10:00:00Z", event_type="add_to_cart"),
+    view("e5", 2, "sku-9", "2026-11-19T23:59:59Z"),
+    view("e6", 2, WEIRD, "2026-11-19T11:00:00Z"),
+    view("e7", 1, "sku-1", "2026-11-18T23:00:00Z"),
+    view("e8", 2, "sku-10", "2026-11-19T01:00:00+05:00"),
+    '{"event_id": "bad1", "event_type": "product_view"',
+    json.dumps({"event_id": "bad2", "event_type": "product_view", "ts": "2026-11-19T10:00:00Z", "advertiser_id": 1}),
+    view("bad3", "abc", "sku-1", "2026-11-19T10:00:00Z"),
+    view("bad4", 1, "sku-1", "yesterday"),
+]
+LATE_LINES = [
+    view("e10", 1, "sku-2", "2026-11-19T22:00:00Z"),
+    view("e2", 1, "sku-1", "2026-11-19T09:30:00+02:00"),
+    view("e11", 2, "sku-9", "2026-11-20T03:00:00Z"),
+    view("e12", 2, "é-produit", "2026-11-19T12:00:00-05:00"),
+]
+CATALOG = [(1, "sku-1"), (2, "sku-9"), (2, WEIRD), (3, "never-viewed")]
+
+EXPECTED_DETAIL = [
+    (date(2026, 11, 19), 1, "sku-1", 2, True),
+    (date(2026, 11, 19), 1, "sku-2", 2, False),
+    (date(2026, 11, 19), 2, WEIRD, 1, True),
+    (date(2026, 11, 19), 2, "sku-9", 1, True),
+    (date(2026, 11, 19), 2, "é-produit", 1, False),
+]
+EXPECTED_RATES = [
+    (date(2026, 11, 19), 1, 2, 1, 4, 2, 0.5),
+    (date(2026, 11, 19), 2, 3, 2, 3, 2, 2 / 3),
+]
+
+
+@pytest.fixture()
+def job(tmp_path, pg_url, moto_server, dynamodb, catalog_table):
+    events = tmp_path / "events"
+    (events / f"dt={DAY}").mkdir(parents=True)
+    (events / f"dt={DAY}" / "part-00000.json").write_text("\n".join(DAY_LINES) + "\n", encoding="utf-8")
+    (events / "dt=2026-11-20").mkdir()
+    with gzip.open(events / "dt=2026-11-20" / "part-00000.json.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(LATE_LINES) + "\n")
+    for adv, product in CATALOG:
+        dynamodb.put_item(
+            TableName=catalog_table, Item={"advertiser_id": {"N": str(adv)}, "product_id": {"S": product}}
+        )
+    conf = {
+        "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "2"}},
+        "events": {"path": str(events), "quarantine_path": str(tmp_path / "quarantine"), "max_bad_share": 0.5},
+        "dynamodb": {"table": catalog_table, "region": "us-east-1", "endpoint_url": moto_server.endpoint_url},
+        "postgres": {"url": pg_url},
+    }
+    conf_path = tmp_path / "job.yaml"
+    conf_path.write_text(yaml.safe_dump(conf))
+    return conf_path, tmp_path
+
+
+def run_job(conf_path, *extra, day=DAY):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    args = [sys.executable, str(ROOT / "process_data.py"), "--pipeline", "catalog_match_rate", "--conf",
+            str(conf_path), *extra]
+    if day:
+        args += ["--date", day]
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def fetch(pg_url, sql):
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def tables(pg_url):
+    detail = fetch(pg_url, "SELECT day, advertiser_id, product_id, view_count, matched FROM product_views "
+                           "ORDER BY advertiser_id, product_id")
+    rates = fetch(pg_url, "SELECT day, advertiser_id, total_products, matched_products, total_views, "
+                          "matched_views, match_rate FROM advertiser_match_rates ORDER BY advertiser_id")
+    return detail, rates
+
+
+def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_url):
+    conf_path, tmp_path = job
+    first = run_job(conf_path)
+    assert first.returncode == 0, first.stderr[-4000:]
+
+    detail, rates = tables(pg_url)
+    assert detail == sorted(EXPECTED_DETAIL, key=lambda r: (r[1], r[2]))
+    assert [r[:6] for r in rates] == [r[:6] for r in EXPECTED_RATES]
+    assert [r[6] for r in rates] == pytest.approx([r[6] for r in EXPECTED_RATES])
+
+    runs = fetch(pg_url, "SELECT status, rows_in, rows_out, rows_rejected, stats FROM pipeline_runs")
+    assert [(s, i, o, r) for s, i, o, r, _ in runs] == [("succeeded", 17, 5, 4)]
+    counts = runs[0][4]["counts"]
+    assert counts["lines_read"] == 17
+    assert counts["rejected"] == 4
+    assert counts["outside_day"] == 3
+    assert counts["duplicate_events"] == 2
+    assert counts["other_event_types"] == 1
+    assert counts["product_view_events"] == 7
+    assert set(runs[0][4]["stages"]) >= {"extract", "enrich", "aggregate", "load", "quality", "publish"}
+    assert "lines_read" in first.stdout and "slowest" in first.stdout
+
+    quarantined = [
+        json.loads(line)
+        for f in (tmp_path / "quarantine").rglob("*")
+        if f.is_file() and not f.name.startswith((".", "_"))
+        for line in (gzip.open(f, "rt") if f.suffix == ".gz" else open(f, encoding="utf-8"))
+        if line.strip()
+    ]
+    assert len(quarantined) == 4
+
+    second = run_job(conf_path)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert tables(pg_url) == (detail, rates)
+    statuses = fetch(pg_url, "SELECT status FROM pipeline_runs ORDER BY started_at")
+    assert statuses == [("succeeded",), ("succeeded",)]
