@@ -50,8 +50,14 @@ WEIRD = 'weird, "quoted"\tsku\\x'
 
 def view(event_id, adv, product, ts, event_type="product_view"):
     return json.dumps(
-        {"event_id": event_id, "event_type": event_type, "ts": ts, "advertiser_id": adv, "product_id": product,
-         "user_agent": "ignored"},
+        {
+            "event_id": event_id,
+            "event_type": event_type,
+            "ts": ts,
+            "advertiser_id": adv,
+            "product_id": product,
+            "user_agent": "ignored",
+        },
         ensure_ascii=False,
     )
 
@@ -67,7 +73,9 @@ DAY_LINES = [
     view("e7", 1, "sku-1", "2026-11-18T23:00:00Z"),
     view("e8", 2, "sku-10", "2026-11-19T01:00:00+05:00"),
     '{"event_id": "bad1", "event_type": "product_view"',
-    json.dumps({"event_id": "bad2", "event_type": "product_view", "ts": "2026-11-19T10:00:00Z", "advertiser_id": 1}),
+    json.dumps(
+        {"event_id": "bad2", "event_type": "product_view", "ts": "2026-11-19T10:00:00Z", "advertiser_id": 1}
+    ),
     view("bad3", "abc", "sku-1", "2026-11-19T10:00:00Z"),
     view("bad4", 1, "sku-1", "yesterday"),
 ]
@@ -106,7 +114,11 @@ def job(tmp_path, pg_url, moto_server, dynamodb, catalog_table):
         )
     conf = {
         "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "2"}},
-        "events": {"path": str(events), "quarantine_path": str(tmp_path / "quarantine"), "max_bad_share": 0.5},
+        "events": {
+            "path": str(events),
+            "quarantine_path": str(tmp_path / "quarantine"),
+            "max_bad_share": 0.5,
+        },
         "dynamodb": {"table": catalog_table, "region": "us-east-1", "endpoint_url": moto_server.endpoint_url},
         "postgres": {"url": pg_url},
     }
@@ -117,8 +129,15 @@ def job(tmp_path, pg_url, moto_server, dynamodb, catalog_table):
 
 def run_job(conf_path, *extra, day=DAY):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
-    args = [sys.executable, str(ROOT / "process_data.py"), "--pipeline", "catalog_match_rate", "--conf",
-            str(conf_path), *extra]
+    args = [
+        sys.executable,
+        str(ROOT / "process_data.py"),
+        "--pipeline",
+        "catalog_match_rate",
+        "--conf",
+        str(conf_path),
+        *extra,
+    ]
     if day:
         args += ["--date", day]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -131,10 +150,16 @@ def fetch(pg_url, sql):
 
 
 def tables(pg_url):
-    detail = fetch(pg_url, "SELECT day, advertiser_id, product_id, view_count, matched FROM product_views "
-                           "ORDER BY advertiser_id, product_id")
-    rates = fetch(pg_url, "SELECT day, advertiser_id, total_products, matched_products, total_views, "
-                          "matched_views, match_rate FROM advertiser_match_rates ORDER BY advertiser_id")
+    detail = fetch(
+        pg_url,
+        "SELECT day, advertiser_id, product_id, view_count, matched FROM product_views "
+        "ORDER BY advertiser_id, product_id",
+    )
+    rates = fetch(
+        pg_url,
+        "SELECT day, advertiser_id, total_products, matched_products, total_views, "
+        "matched_views, match_rate FROM advertiser_match_rates ORDER BY advertiser_id",
+    )
     return detail, rates
 
 

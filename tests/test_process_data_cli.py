@@ -50,7 +50,9 @@ def test_an_unknown_pipeline_exits_2(tmp_path, caplog):
 
 
 def test_a_missing_config_file_exits_2(caplog):
-    code = process_data.main(["--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", "/no/such.yaml"])
+    code = process_data.main(
+        ["--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", "/no/such.yaml"]
+    )
     assert code == 2
     assert "/no/such.yaml: config file not found" in caplog.text
 
@@ -60,7 +62,10 @@ def test_a_backfill_runs_consecutive_days_in_order():
         ["--pipeline", "p", "--from", "2026-02-27", "--to", "2026-03-02", "--conf", "c.yaml"]
     )
     assert process_data.days_to_run(args) == [
-        date(2026, 2, 27), date(2026, 2, 28), date(2026, 3, 1), date(2026, 3, 2)
+        date(2026, 2, 27),
+        date(2026, 2, 28),
+        date(2026, 3, 1),
+        date(2026, 3, 2),
     ]
 
 
