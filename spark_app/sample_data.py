@@ -1,0 +1,455 @@
+"""Realistic, deterministic event logs for local runs, tests and benchmarks.
+
+Every calendar day X has one fixed set of events E(X), drawn from (seed, X) alone. Most of
+E(X) is written under `dt=X`; a `late_share` of it arrives a day late under `dt=X+1`. So the
+folder `dt=X` always holds the same lines: the on-time events of X plus the late arrivals of
+X-1 (which are outside day X). `write_day(D)` writes `dt=D` completely (with `_SUCCESS`) and
+`dt=D+1` partially (D's late arrivals plus a `next_day_share` of genuine D+1 events, no
+`_SUCCESS`), unless `dt=D+1` is already complete. Writing several days into one root therefore
+stays consistent, and the truth of day D (`SampleDay.expected_views`) never depends on which
+other days were written.
+
+Popularity is Zipf-like over all (advertiser, product) keys, so a few products get most views
+and a long tail gets few or none; a `catalog_share` of the keys is in the catalog, chosen
+independently of popularity. Lines are built in chunks and compressed in a second thread
+(zlib releases the GIL), which is what makes millions of events take seconds.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gzip
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+EVENT_TYPES = ("product_view", "add_to_cart", "purchase", "search", "page_view")
+# (text appended to the local time, offset in minutes): UTC written several ways, and real zones.
+OFFSETS = (
+    ("Z", 0),
+    ("+00:00", 0),
+    ("+01:00", 60),
+    ("+02:00", 120),
+    ("+05:30", 330),
+    ("+09:00", 540),
+    ("-05:00", -300),
+    ("-08:00", -480),
+)
+_DAY_MS = 86_400_000
+_EPOCH = date(1970, 1, 1)
+
+Key = Tuple[int, str]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """What a generated day looks like; `events` is the size of one day's event set E(D)."""
+
+    events: int = 200_000
+    advertisers: int = 20
+    products_per_advertiser: int = 1000  # distinct product keys = advertisers x this
+    catalog_share: float = 0.8  # share of the keys present in the catalog
+    zipf_exponent: float = 1.1  # popularity of the key of rank r is proportional to 1 / r**s
+    duplicate_share: float = 0.01  # events delivered twice (same event_id)
+    late_share: float = 0.02  # events of day D written under dt=D+1
+    next_day_share: float = 0.05  # genuine D+1 events written under dt=D+1 (relative to events)
+    other_type_share: float = 0.3  # add_to_cart, purchase, search, page_view
+    epoch_ms_share: float = 0.1  # ts written as epoch milliseconds (a JSON number)
+    seed: int = 7
+
+    @property
+    def product_keys(self) -> int:
+        return self.advertisers * self.products_per_advertiser
+
+
+@dataclass
+class SampleDay:
+    """What `write_day` wrote and the truth a correct pipeline must reproduce for `day`."""
+
+    day: date
+    root: Path
+    fmt: str
+    spec: SampleSpec
+    files: List[Path]  # data files written (both folders)
+    catalog_keys: List[Key]
+    expected_views: Dict[Key, int]  # product views of day D per key, after dedup by event_id
+    counts: Dict[str, int] = field(default_factory=dict)
+
+    def expected_rates(self) -> Dict[int, Dict[str, float]]:
+        """The `advertiser_match_rates` row (minus day) per advertiser, recomputed from the truth."""
+        catalog = set(self.catalog_keys)
+        rates: Dict[int, Dict[str, float]] = {}
+        for (adv, pid), views in self.expected_views.items():
+            r = rates.setdefault(
+                adv,
+                {"total_products": 0, "matched_products": 0, "total_views": 0, "matched_views": 0},
+            )
+            matched = (adv, pid) in catalog
+            r["total_products"] += 1
+            r["matched_products"] += int(matched)
+            r["total_views"] += views
+            r["matched_views"] += views if matched else 0
+        for r in rates.values():
+            r["match_rate"] = r["matched_views"] / r["total_views"] if r["total_views"] else 0.0
+        return rates
+
+
+# --------------------------------------------------------------------------- the key universe
+
+
+@dataclass(frozen=True)
+class _Universe:
+    advertiser: np.ndarray  # int64 per key
+    product: np.ndarray  # int64 per key: the number in "sku-%06d"
+    in_catalog: np.ndarray  # bool per key
+    popularity: np.ndarray  # float64 per key, sums to 1
+
+
+_UNIVERSE_CACHE: Dict[SampleSpec, _Universe] = {}
+_UNIVERSE_LOCK = threading.Lock()
+
+
+def _universe(spec: SampleSpec) -> _Universe:
+    """Keys, catalog membership and popularity: fixed by the seed, the same every day."""
+    cache_key = SampleSpec(
+        advertisers=spec.advertisers,
+        products_per_advertiser=spec.products_per_advertiser,
+        catalog_share=spec.catalog_share,
+        zipf_exponent=spec.zipf_exponent,
+        seed=spec.seed,
+    )
+    with _UNIVERSE_LOCK:
+        if cache_key not in _UNIVERSE_CACHE:
+            _UNIVERSE_CACHE[cache_key] = _draw_universe(spec)
+        return _UNIVERSE_CACHE[cache_key]
+
+
+def _draw_universe(spec: SampleSpec) -> _Universe:
+    rng = np.random.default_rng([spec.seed, 0])
+    ppa = spec.products_per_advertiser
+    advertisers = np.sort(rng.choice(np.arange(1000, 1_000_000), spec.advertisers, replace=False))
+    products = np.concatenate([np.sort(rng.choice(1_000_000, ppa, replace=False)) for _ in advertisers])
+    n_keys = spec.product_keys
+    in_catalog = np.zeros(n_keys, dtype=bool)
+    in_catalog[rng.permutation(n_keys)[: int(round(n_keys * spec.catalog_share))]] = True
+    ranks = rng.permutation(n_keys) + 1
+    weights = 1.0 / ranks.astype(np.float64) ** spec.zipf_exponent
+    return _Universe(
+        advertiser=np.repeat(advertisers.astype(np.int64), ppa),
+        product=products.astype(np.int64),
+        in_catalog=in_catalog,
+        popularity=weights / weights.sum(),
+    )
+
+
+def catalog_keys(spec: SampleSpec) -> List[Key]:
+    """The (advertiser_id, product_id) pairs of the catalog."""
+    u = _universe(spec)
+    idx = np.flatnonzero(u.in_catalog)
+    return [(a, f"sku-{p:06d}") for a, p in zip(u.advertiser[idx].tolist(), u.product[idx].tolist())]
+
+
+# --------------------------------------------------------------------------- one day's events
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Columns of a set of events (one row per delivered line once duplicates are added)."""
+
+    event_id: np.ndarray  # uint64
+    etype: np.ndarray  # uint8 index into EVENT_TYPES
+    ts_ms: np.ndarray  # int64 UTC epoch ms
+    offset: np.ndarray  # uint8 index into OFFSETS
+    epoch: np.ndarray  # bool: ts written as a number
+    key: np.ndarray  # int64 index into the universe
+    user: np.ndarray  # int64
+    late: np.ndarray  # bool: written under the next day's folder
+
+    def take(self, mask: np.ndarray) -> _Events:
+        return _Events(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+
+def _day_events(day: date, spec: SampleSpec) -> _Events:
+    """E(day): the unique events whose UTC date is `day` (no duplicates yet)."""
+    ordinal = (day - _EPOCH).days
+    rng = np.random.default_rng([spec.seed, 1, ordinal])
+    n = spec.events
+    u = _universe(spec)
+    key = np.searchsorted(np.cumsum(u.popularity), rng.random(n), side="right")
+    key = np.minimum(key, len(u.popularity) - 1)
+    other = rng.random(n) < spec.other_type_share
+    etype = np.where(other, rng.integers(1, len(EVENT_TYPES), n), 0).astype(np.uint8)
+    # unique within the day by the low 32 bits, across days by the top 16
+    salt = rng.integers(0, 1 << 16, n).astype(np.uint64)
+    event_id = (
+        (np.uint64(ordinal & 0xFFFF) << np.uint64(48))
+        | (salt << np.uint64(32))
+        | np.arange(n, dtype=np.uint64)
+    )
+    return _Events(
+        event_id=event_id,
+        etype=etype,
+        ts_ms=ordinal * _DAY_MS + rng.integers(0, _DAY_MS, n),
+        offset=rng.integers(0, len(OFFSETS), n).astype(np.uint8),
+        epoch=rng.random(n) < spec.epoch_ms_share,
+        key=key.astype(np.int64),
+        user=rng.integers(1, 5_000_000, n),
+        late=rng.random(n) < spec.late_share,
+    )
+
+
+def _with_duplicates(ev: _Events, spec: SampleSpec, day: date) -> _Events:
+    """Append a second copy of a `duplicate_share` of the events (a retried delivery)."""
+    dup = _dup_mask(day, spec, len(ev))
+    both = np.concatenate([np.arange(len(ev)), np.flatnonzero(dup)])
+    return ev.take(both)
+
+
+def _concat(parts: List[_Events]) -> _Events:
+    names = list(_Events.__dataclass_fields__)
+    return _Events(*(np.concatenate([getattr(p, f) for p in parts]) for f in names))
+
+
+def _folder_events(day: date, spec: SampleSpec) -> _Events:
+    """Everything the complete folder dt=day holds: on-time E(day) and late E(day-1)."""
+    today = _with_duplicates(_day_events(day, spec), spec, day)
+    prev_day = day - timedelta(days=1)
+    yesterday = _with_duplicates(_day_events(prev_day, spec), spec, prev_day)
+    return _concat([today.take(~today.late), yesterday.take(yesterday.late)])
+
+
+def _partial_next_folder(day: date, spec: SampleSpec) -> _Events:
+    """What write_day(day) puts under dt=day+1: day's late arrivals and some next-day events."""
+    today = _with_duplicates(_day_events(day, spec), spec, day)
+    nxt_day = day + timedelta(days=1)
+    nxt = _day_events(nxt_day, spec)
+    head = np.zeros(len(nxt), dtype=bool)
+    head[: int(round(spec.next_day_share * spec.events))] = True
+    chosen = _with_duplicates(nxt, spec, nxt_day)
+    # a duplicate copy follows its original, so keep both copies of the chosen head events
+    chosen = chosen.take(np.concatenate([head, head[np.flatnonzero(_dup_mask(nxt_day, spec, len(nxt)))]]))
+    return _concat([today.take(today.late), chosen.take(~chosen.late)])
+
+
+def _dup_mask(day: date, spec: SampleSpec, n: int) -> np.ndarray:
+    rng = np.random.default_rng([spec.seed, 2, (day - _EPOCH).days])
+    return rng.random(n) < spec.duplicate_share
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _ts_tokens(ev: _Events) -> List[str]:
+    """ts as JSON: ISO-8601 local time with its offset, or epoch milliseconds."""
+    off_min = np.array([m for _, m in OFFSETS], dtype=np.int64)[ev.offset]
+    local = (ev.ts_ms + off_min * 60_000).astype("datetime64[ms]")
+    iso = np.datetime_as_string(local, unit="ms").tolist()
+    suffix = [OFFSETS[i][0] for i in range(len(OFFSETS))]
+    return [
+        str(ms) if ep else '"' + s + suffix[o] + '"'
+        for s, o, ep, ms in zip(iso, ev.offset.tolist(), ev.epoch.tolist(), ev.ts_ms.tolist())
+    ]
+
+
+def _json_lines(ev: _Events, u: _Universe) -> bytes:
+    """JSON lines; every value is ASCII without quotes or backslashes, so no escaping is needed."""
+    types = EVENT_TYPES
+    lines = [
+        f'{{"event_id":"{e:016x}","event_type":"{types[t]}","ts":{ts},'
+        f'"advertiser_id":{a},"product_id":"sku-{p:06d}","user_id":{us}}}\n'
+        for e, t, ts, a, p, us in zip(
+            ev.event_id.tolist(),
+            ev.etype.tolist(),
+            _ts_tokens(ev),
+            u.advertiser[ev.key].tolist(),
+            u.product[ev.key].tolist(),
+            ev.user.tolist(),
+        )
+    ]
+    return "".join(lines).encode("ascii")
+
+
+def _arrow_table(ev: _Events, u: _Universe):
+    import pyarrow as pa
+
+    ts = [t.strip('"') for t in _ts_tokens(ev)]
+    return pa.table(
+        {
+            "event_id": pa.array([f"{e:016x}" for e in ev.event_id.tolist()], pa.string()),
+            "event_type": pa.array(np.array(EVENT_TYPES)[ev.etype].tolist(), pa.string()),
+            "ts": pa.array(ts, pa.string()),
+            "advertiser_id": pa.array(u.advertiser[ev.key], pa.int64()),
+            "product_id": pa.array([f"sku-{p:06d}" for p in u.product[ev.key].tolist()], pa.string()),
+            "user_id": pa.array(ev.user, pa.int64()),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _write_json_gz(path: Path, data: bytes, gzip_level: int) -> None:
+    """Deterministic gzip: no file name and mtime 0 in the header, so equal input gives equal bytes."""
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=gzip_level, mtime=0) as gz:
+        gz.write(data)
+    path.write_bytes(buf.getvalue())
+
+
+def _write_folder(
+    folder: Path, ev: _Events, spec: SampleSpec, day: date, fmt: str, files: int, gzip_level: Optional[int]
+) -> List[Path]:
+    """Shuffle the lines, split them into `files` parts, write them (replacing older parts)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in list(folder.glob("part-*")) + [folder / "_SUCCESS"]:
+        old.unlink(missing_ok=True)
+    rng = np.random.default_rng([spec.seed, 3, (day - _EPOCH).days])
+    order = rng.permutation(len(ev))
+    u = _universe(spec)
+    suffix = ".parquet" if fmt == "parquet" else (".json.gz" if gzip_level else ".json")
+    paths = [folder / f"part-{i:05d}{suffix}" for i in range(files)]
+
+    def write_one(i: int, rows: np.ndarray) -> None:
+        part = ev.take(rows)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(_arrow_table(part, u), paths[i], compression="snappy")
+        elif gzip_level:
+            _write_json_gz(paths[i], _json_lines(part, u), gzip_level)
+        else:
+            paths[i].write_bytes(_json_lines(part, u))
+
+    # two threads: one formats (holds the GIL) while the other compresses (zlib releases it)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        for f in [pool.submit(write_one, i, rows) for i, rows in enumerate(np.array_split(order, files))]:
+            f.result()
+    return paths
+
+
+def write_day(
+    root: str | os.PathLike[str],
+    day: date,
+    spec: Optional[SampleSpec] = None,
+    fmt: str = "json",
+    files: int = 4,
+    gzip: bool = True,
+    gzip_level: int = 1,
+) -> SampleDay:
+    """Write dt=D (complete, with `_SUCCESS`) and dt=D+1 (partial) under `root`; return the truth."""
+    spec = spec or SampleSpec()
+    if fmt not in ("json", "parquet"):
+        raise ValueError(f"fmt must be 'json' or 'parquet', got {fmt!r}")
+    root = Path(root)
+    level = gzip_level if (gzip and fmt == "json") else None
+    written = _write_folder(_day_dir(root, day), _folder_events(day, spec), spec, day, fmt, files, level)
+    (_day_dir(root, day) / "_SUCCESS").write_bytes(b"")
+    nxt = day + timedelta(days=1)
+    if not (_day_dir(root, nxt) / "_SUCCESS").exists():
+        written += _write_folder(
+            _day_dir(root, nxt), _partial_next_folder(day, spec), spec, nxt, fmt, files, level
+        )
+    (_day_dir(root, day) / "_SAMPLE_SPEC.json").write_text(json.dumps(asdict(spec), sort_keys=True))
+    return describe_day(root, day, spec, fmt, written)
+
+
+def describe_day(
+    root: str | os.PathLike[str],
+    day: date,
+    spec: Optional[SampleSpec] = None,
+    fmt: str = "json",
+    files: Optional[List[Path]] = None,
+) -> SampleDay:
+    """The truth of `day` for `spec`, without writing anything (the generator is deterministic)."""
+    spec = spec or SampleSpec()
+    u = _universe(spec)
+    ev = _day_events(day, spec)
+    views = ev.key[ev.etype == 0]
+    per_key = np.bincount(views, minlength=len(u.popularity))
+    idx = np.flatnonzero(per_key)
+    expected = {
+        (a, f"sku-{p:06d}"): c
+        for a, p, c in zip(u.advertiser[idx].tolist(), u.product[idx].tolist(), per_key[idx].tolist())
+    }
+    with_dups = _with_duplicates(ev, spec, day)
+    counts = {
+        "events": len(ev),
+        "product_views": int(len(views)),
+        "duplicate_lines": len(with_dups) - len(ev),
+        "late_lines": int(with_dups.late.sum()),
+        "distinct_keys_viewed": len(expected),
+        "catalog_keys": int(u.in_catalog.sum()),
+    }
+    return SampleDay(day, Path(root), fmt, spec, list(files or []), catalog_keys(spec), expected, counts)
+
+
+def read_spec(root: str | os.PathLike[str], day: date) -> Optional[SampleSpec]:
+    """The spec a day folder was generated with, or None when it was not generated here."""
+    path = _day_dir(Path(root), day) / "_SAMPLE_SPEC.json"
+    if not path.exists():
+        return None
+    return SampleSpec(**json.loads(path.read_text()))
+
+
+def _day_dir(root: Path, day: date) -> Path:
+    return root / f"dt={day.isoformat()}"
+
+
+# --------------------------------------------------------------------------- the catalog
+
+
+def load_catalog(dynamodb_client, table: str, keys: List[Key], threads: int = 8) -> int:
+    """Create the catalog table if missing and put every key (BatchWriteItem, 25 per request)."""
+    _ensure_catalog_table(dynamodb_client, table)
+    batches = [keys[i : i + 25] for i in range(0, len(keys), 25)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        list(pool.map(lambda b: _put_batch(dynamodb_client, table, b), batches))
+    return len(keys)
+
+
+def _ensure_catalog_table(client, table: str) -> None:
+    try:
+        client.describe_table(TableName=table)
+        return
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    client.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
+            {"AttributeName": "product_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "advertiser_id", "AttributeType": "N"},
+            {"AttributeName": "product_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
+def _put_batch(client, table: str, batch: List[Key], max_rounds: int = 10) -> None:
+    """One BatchWriteItem, resending UnprocessedItems with exponential backoff."""
+    requests = [
+        {"PutRequest": {"Item": {"advertiser_id": {"N": str(a)}, "product_id": {"S": p}}}} for a, p in batch
+    ]
+    for attempt in range(max_rounds):
+        resp = client.batch_write_item(RequestItems={table: requests})
+        requests = resp.get("UnprocessedItems", {}).get(table, [])
+        if not requests:
+            return
+        time.sleep(min(2.0, 0.05 * 2**attempt))
+    raise RuntimeError(
+        f"DynamoDB table {table}: {len(requests)} catalog items still unprocessed after retries"
+    )
