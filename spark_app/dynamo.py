@@ -1,0 +1,264 @@
+"""Enrich rows with `matched`: does the DynamoDB catalog hold (advertiser_id, product_id)?
+
+The lookup runs on the executors, inside `mapInArrow`: per partition one boto3 client and one
+thread pool; per Arrow batch the batch's keys are de-duplicated (and keys already answered
+earlier in the partition skipped), asked with BatchGetItem, 100 keys per request, several
+requests in flight, projecting the key attributes only. Keys DynamoDB leaves unprocessed
+and throttled requests are asked again in rounds, merged into full requests, with
+exponential backoff and full jitter. Keys still open after the last round fail the task
+with `LookupFailed`: a key is never reported "not matched" because it was not answered.
+
+Memory is bounded by the Arrow batch (`spark.sql.execution.arrow.maxRecordsPerBatch`) plus
+a capped cache of answered keys, never by the partition.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from .config import DynamoConfig
+from .dynamo_counters import (
+    BACKOFF_SECONDS,
+    KEYS_ASKED,
+    KEYS_FOUND,
+    UNPROCESSED_RETRIED,
+    LocalTally,
+    LookupCounters,
+)
+from .dynamo_faults import THROTTLE_CODES, register_hooks
+from .errors import LookupFailed, PipelineError
+
+__all__ = [
+    "BATCH_GET_LIMIT",
+    "LocalTally",
+    "LookupCounters",
+    "CatalogLookup",
+    "enrich_with_catalog",
+    "make_client",
+]
+
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem request (DynamoDB's limit)
+MAX_KEY_BYTES = 1024  # a sort key longer than this (UTF-8) cannot be stored, so is never matched
+CACHE_MAX_KEYS = 200_000  # answered keys remembered per partition (about 30 MB at most)
+HASH_KEY = "advertiser_id"
+RANGE_KEY = "product_id"
+
+Key = Tuple[int, str]
+
+
+def make_client(cfg: DynamoConfig, counters: Any = None):
+    """The one DynamoDB client factory: pool, retries and timeouts from `cfg`, plus hooks.
+
+    Call it where the client is used (inside the partition function on executors): clients
+    are not picklable, and one per partition shares its connection pool among the threads.
+    `counters` is anything with `add(name, amount)` (`LookupCounters`, `LocalTally`).
+    """
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=cfg.region,
+        max_pool_connections=max(cfg.max_pool_connections, cfg.threads),
+        # botocore's "max_attempts" counts retries only; "total_max_attempts" counts every
+        # attempt, which is what dynamodb.max_attempts means (1 = botocore never retries).
+        retries={"mode": cfg.retry_mode, "total_max_attempts": cfg.max_attempts},
+        connect_timeout=cfg.connect_timeout_seconds,
+        read_timeout=cfg.read_timeout_seconds,
+    )
+    client = boto3.session.Session().client("dynamodb", endpoint_url=cfg.endpoint_url, config=config)
+    register_hooks(client, cfg.faults, counters)
+    return client
+
+
+# --------------------------------------------------------------------------- the lookup
+
+
+class CatalogLookup:
+    """Answers "which of these keys does the catalog hold?" for one partition (or one program)."""
+
+    def __init__(self, cfg: DynamoConfig, counters: Any = None, client: Any = None) -> None:
+        self.cfg = cfg
+        self.counters = counters
+        self.client = client if client is not None else make_client(cfg, counters)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, cfg.threads))
+        self._known: Dict[Key, bool] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> CatalogLookup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def matched(self, advertiser_ids: List[Optional[int]], product_ids: List[Optional[str]]) -> List[bool]:
+        """One flag per row; rows whose key cannot exist in the table are False without asking."""
+        rows = [_key_or_none(a, p) for a, p in zip(advertiser_ids, product_ids)]
+        new = {k for k in rows if k is not None and k not in self._known}
+        found = self.find(new) if new else set()
+        flags = [k is not None and (k in found if k in new else self._known[k]) for k in rows]
+        if len(self._known) + len(new) > CACHE_MAX_KEYS:
+            self._known.clear()
+        self._known.update((k, k in found) for k in new)
+        return flags
+
+    def find(self, keys: Iterable[Key]) -> Set[Key]:
+        """The subset of `keys` the table holds; raises LookupFailed when any key stays open."""
+        pending = list(keys)
+        self._add(KEYS_ASKED, len(pending))
+        found: Set[Key] = set()
+        rounds = self.cfg.max_unprocessed_retries
+        for attempt in range(rounds + 1):
+            chunks = [pending[i : i + BATCH_GET_LIMIT] for i in range(0, len(pending), BATCH_GET_LIMIT)]
+            pending = []
+            for got, left in self._pool.map(self._ask, chunks):
+                found.update(got)
+                pending.extend(left)
+            if not pending:
+                break
+            if attempt < rounds:
+                self._add(UNPROCESSED_RETRIED, len(pending))
+                self._sleep(attempt)
+        else:
+            raise LookupFailed(
+                f"DynamoDB table {self.cfg.table}: {len(pending)} keys left unprocessed after "
+                f"{rounds} retry rounds (throttled or UnprocessedKeys); probable cause: the table's "
+                f"read capacity is too low for this job, lower dynamodb.threads or raise capacity"
+            )
+        self._add(KEYS_FOUND, len(found))
+        return found
+
+    # -- one request
+
+    def _ask(self, chunk: List[Key]) -> Tuple[List[Key], List[Key]]:
+        """(found, still open) for one BatchGetItem request of up to 100 keys."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            resp = self.client.batch_get_item(RequestItems={self.cfg.table: _request(chunk)})
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in THROTTLE_CODES:
+                return [], chunk
+            raise LookupFailed(_client_error_message(self.cfg, code, exc)) from None
+        except BotoCoreError as exc:
+            raise LookupFailed(_connection_message(self.cfg, exc)) from None
+        got = [_key_of(item) for item in resp.get("Responses", {}).get(self.cfg.table, [])]
+        left = [_key_of(k) for k in resp.get("UnprocessedKeys", {}).get(self.cfg.table, {}).get("Keys", [])]
+        return got, left
+
+    def _sleep(self, attempt: int) -> None:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (AWS architecture blog)."""
+        delay = random.uniform(
+            0, min(self.cfg.backoff_max_seconds, self.cfg.backoff_base_seconds * 2**attempt)
+        )
+        self._add(BACKOFF_SECONDS, delay)
+        time.sleep(delay)
+
+    def _add(self, name: str, amount: float) -> None:
+        if self.counters is not None:
+            self.counters.add(name, amount)
+
+
+def _key_or_none(advertiser_id: Optional[int], product_id: Optional[str]) -> Optional[Key]:
+    """The key to ask, or None when no item can have it (null, empty, over 1024 bytes)."""
+    if advertiser_id is None or not product_id or len(product_id.encode("utf-8")) > MAX_KEY_BYTES:
+        return None
+    return (int(advertiser_id), product_id)
+
+
+def _request(chunk: List[Key]) -> Dict[str, Any]:
+    return {
+        "Keys": [{HASH_KEY: {"N": str(a)}, RANGE_KEY: {"S": p}} for a, p in chunk],
+        "ProjectionExpression": "#a, #p",
+        "ExpressionAttributeNames": {"#a": HASH_KEY, "#p": RANGE_KEY},
+        "ConsistentRead": False,
+    }
+
+
+def _key_of(item: Dict[str, Any]) -> Key:
+    return (int(item[HASH_KEY]["N"]), item[RANGE_KEY]["S"])
+
+
+def _client_error_message(cfg: DynamoConfig, code: str, exc: Exception) -> str:
+    causes = {
+        "ResourceNotFoundException": "the table does not exist in this region/account",
+        "AccessDeniedException": "the instance role lacks dynamodb:BatchGetItem on the table",
+        "ValidationException": "the table's key schema is not (advertiser_id N, product_id S)",
+    }
+    cause = causes.get(code, "see the error code")
+    text = " ".join(str(exc).split())
+    return (
+        f"DynamoDB table {cfg.table}: BatchGetItem failed with {code or 'an error'}: {text}; "
+        f"probable cause: {cause}"
+    )
+
+
+def _connection_message(cfg: DynamoConfig, exc: Exception) -> str:
+    endpoint = cfg.endpoint_url or f"the AWS endpoint of region {cfg.region}"
+    text = " ".join(str(exc).split())
+    return (
+        f"DynamoDB table {cfg.table}: cannot reach {endpoint}: {text}; probable cause: wrong "
+        f"dynamodb.endpoint_url or region, no network route (VPC endpoint, security group) "
+        f"or the service is down"
+    )
+
+
+# --------------------------------------------------------------------------- Spark
+
+
+def enrich_with_catalog(
+    df: Any, cfg: DynamoConfig, counters: Optional[LookupCounters] = None, engine: str = "arrow"
+) -> Any:
+    """`df` plus `matched` (boolean, never null); lazy, so persist the result before reusing it.
+
+    `df` needs `advertiser_id` (long) and `product_id` (string). `engine="pandas"` runs the
+    same lookup through mapInPandas; it exists to compare the two (Arrow is the faster one).
+    """
+    from pyspark.sql.types import BooleanType, StructField, StructType
+
+    missing = [c for c in (HASH_KEY, RANGE_KEY) if c not in df.columns]
+    if missing:
+        raise PipelineError(
+            f"enrich_with_catalog: input lacks column(s) {', '.join(missing)} (has {df.columns})"
+        )
+    if "matched" in df.columns:
+        df = df.drop("matched")
+    schema = StructType(list(df.schema.fields) + [StructField("matched", BooleanType(), nullable=False)])
+    if engine == "arrow":
+        return df.mapInArrow(_arrow_partition(cfg, counters), schema)
+    if engine == "pandas":
+        return df.mapInPandas(_pandas_partition(cfg, counters), schema)
+    raise ValueError(f"engine must be 'arrow' or 'pandas', got {engine!r}")
+
+
+def _arrow_partition(cfg: DynamoConfig, counters: Optional[LookupCounters]):
+    def run(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        with CatalogLookup(cfg, counters) as lookup:
+            for batch in batches:
+                flags = lookup.matched(
+                    batch.column(HASH_KEY).to_pylist(), batch.column(RANGE_KEY).to_pylist()
+                )
+                yield pa.RecordBatch.from_arrays(
+                    batch.columns + [pa.array(flags, type=pa.bool_())],
+                    names=batch.schema.names + ["matched"],
+                )
+
+    return run
+
+
+def _pandas_partition(cfg: DynamoConfig, counters: Optional[LookupCounters]):
+    def run(frames: Iterator[Any]) -> Iterator[Any]:
+        with CatalogLookup(cfg, counters) as lookup:
+            for pdf in frames:
+                ids = [None if v != v else int(v) for v in pdf[HASH_KEY].tolist()]  # NaN for nulls
+                products = [p if isinstance(p, str) else None for p in pdf[RANGE_KEY].tolist()]
+                yield pdf.assign(matched=lookup.matched(ids, products))
+
+    return run
