@@ -1,0 +1,433 @@
+"""A small Presto (Trino) coordinator for tests: the client protocol over HTTP(S), DuckDB behind it.
+
+It speaks what the `trino` Python client sends and expects:
+
+- `POST /v1/statement` with the SQL as body and `X-Trino-User/Catalog/Schema` headers; the
+  answer is QUEUED with a `nextUri`. Each `GET` of a `nextUri` returns one page of at most
+  `page_size` rows (`columns`, `data`, `stats`) and the next `nextUri`, none on the last page.
+  A failed query answers `error` (`message`, `errorName`, `errorType`, `errorCode`).
+- Parameters: `EXECUTE IMMEDIATE '<sql>' USING <literals>` (new servers), or the legacy
+  `PREPARE name FROM <sql>` (answered with `X-Trino-Added-Prepare`), `EXECUTE name USING ...`
+  (the statement comes back in `X-Trino-Prepared-Statement`) and `DEALLOCATE PREPARE name`.
+  With `execute_immediate=False` the server refuses EXECUTE IMMEDIATE like an old Presto.
+- `DELETE` of a `nextUri` cancels the query. Basic auth (`users`) or bearer tokens
+  (`tokens`) answer 401 when wrong; `tls=True` serves HTTPS with a self-signed certificate.
+
+Translation to DuckDB is kept to three macros giving Presto's hash function names DuckDB's
+own hash (`to_utf8`, `xxhash64`, `from_big_endian_64`): bucket numbers differ from a real
+Presto, but each key still lands in exactly one bucket. Tables live in attached in-memory
+catalogs, so `"hive"."default"."events"` resolves as written. Every statement received is kept
+in `statements` for tests to inspect.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import itertools
+import json
+import re
+import ssl
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import duckdb
+
+EVENT_COLUMNS = {
+    "event_id": "VARCHAR",
+    "event_type": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "advertiser_id": "BIGINT",
+    "product_id": "VARCHAR",
+    "dt": "VARCHAR",
+}
+
+_SHIMS = [
+    "CREATE MACRO to_utf8(s) AS s",
+    "CREATE MACRO xxhash64(b) AS hash(b)",
+    "CREATE MACRO from_big_endian_64(b) AS CAST(b >> 1 AS BIGINT)",
+]
+
+_TYPES = {  # DuckDB type -> Presto type
+    "BIGINT": "bigint",
+    "INTEGER": "integer",
+    "SMALLINT": "smallint",
+    "TINYINT": "tinyint",
+    "UBIGINT": "bigint",
+    "DOUBLE": "double",
+    "FLOAT": "real",
+    "BOOLEAN": "boolean",
+    "VARCHAR": "varchar",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+}
+
+
+@dataclass
+class Statement:
+    """One POSTed statement: the raw text, and for parameterised ones the SQL and USING part."""
+
+    text: str
+    sql: str
+    params: Optional[str] = None
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Query:
+    id: str
+    sql: str
+    params: Optional[str]
+    cursor: Any = None
+    columns: Optional[List[Dict[str, Any]]] = None
+    token: int = 0
+    rows_sent: int = 0
+
+
+class PrestoTestServer:
+    def __init__(
+        self,
+        page_size: int = 1000,
+        users: Optional[Dict[str, str]] = None,
+        tokens: Optional[List[str]] = None,
+        tls: bool = False,
+        cert_dir: Optional[Path] = None,
+        execute_immediate: bool = True,
+    ) -> None:
+        self.page_size = page_size
+        self.users = users
+        self.tokens = tokens
+        self.tls = tls
+        self.cert_dir = cert_dir
+        self.execute_immediate = execute_immediate
+        self.db = duckdb.connect()
+        for shim in _SHIMS:
+            self.db.execute(shim)
+        self.statements: List[Statement] = []
+        self.cancelled: List[str] = []
+        self.pages_served = 0
+        self._queries: Dict[str, _Query] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._httpd: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PrestoTestServer:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd.daemon_threads = True
+        if self.tls:
+            self._httpd.socket = self._tls_context().wrap_socket(self._httpd.socket, server_side=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+        self.db.close()
+
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    # ------------------------------------------------------------------ data
+
+    def create_table(self, catalog: str, schema: str, table: str, columns: Dict[str, str]) -> str:
+        """Create `"catalog"."schema"."table"` (catalog attached in memory on first use)."""
+        attached = {r[0] for r in self.db.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+        if catalog not in attached:
+            self.db.execute(f"ATTACH ':memory:' AS \"{catalog}\"")
+        self.db.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}"."{schema}"')
+        name = f'"{catalog}"."{schema}"."{table}"'
+        cols = ", ".join(f'"{c}" {t}' for c, t in columns.items())
+        self.db.execute(f"CREATE OR REPLACE TABLE {name} ({cols})")
+        return name
+
+    def load_json_lines(self, path: str, table: str = "events", catalog: str = "hive", schema: str = "default",
+                        columns: Optional[Dict[str, str]] = None) -> str:
+        """A table holding the JSON lines file at `path`, typed as the Presto events table."""
+        columns = columns or EVENT_COLUMNS
+        name = self.create_table(catalog, schema, table, columns)
+        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+        self.db.execute(f"INSERT INTO {name} SELECT * FROM read_json('{path}', format='newline_delimited', "
+                        f"columns={spec}, timestampformat='%Y-%m-%d %H:%M:%S')")
+        return name
+
+    def execute(self, sql: str) -> List[Any]:
+        """Run setup SQL directly in DuckDB."""
+        return self.db.execute(sql).fetchall()
+
+    # ------------------------------------------------------------------ protocol
+
+    def authorized(self, header: Optional[str]) -> bool:
+        if self.users is None and self.tokens is None:
+            return True
+        if not header:
+            return False
+        kind, _, value = header.partition(" ")
+        if kind == "Basic" and self.users is not None:
+            user, _, password = base64.b64decode(value).decode().partition(":")
+            return self.users.get(user) == password
+        if kind == "Bearer" and self.tokens is not None:
+            return value in self.tokens
+        return False
+
+    def submit(self, text: str, headers: Dict[str, str]) -> tuple:
+        """(status body, extra headers) for a POSTed statement."""
+        qid = f"20261120_000000_{next(self._ids):05d}_test"
+        stmt = self._parse(text, headers)
+        self.statements.append(stmt)
+        extra: Dict[str, str] = {}
+        if isinstance(stmt, _Refusal):
+            return self._error(qid, stmt.message, "SYNTAX_ERROR", 1), extra
+        prepare = re.match(r"(?is)^\s*PREPARE\s+(\w+)\s+FROM\s+(.*)$", text)
+        if prepare:
+            extra["X-Trino-Added-Prepare"] = f"{prepare.group(1)}={urllib.parse.quote_plus(prepare.group(2))}"
+            return self._finished(qid, "PREPARE"), extra
+        deallocate = re.match(r"(?is)^\s*DEALLOCATE\s+PREPARE\s+(\w+)\s*$", text)
+        if deallocate:
+            extra["X-Trino-Deallocated-Prepare"] = deallocate.group(1)
+            return self._finished(qid, "DEALLOCATE"), extra
+        with self._lock:
+            self._queries[qid] = _Query(qid, stmt.sql, stmt.params)
+        return self._status(qid, "QUEUED", next_uri=self._next_uri("queued", qid, 0)), extra
+
+    def advance(self, qid: str, token: int) -> dict:
+        """The next page of a query, running it in DuckDB on the first fetch."""
+        with self._lock:
+            q = self._queries.get(qid)
+        if q is None:
+            return self._error(qid, f"Query {qid} not found (finished or cancelled)", "NOT_FOUND", 29)
+        try:
+            if q.cursor is None:
+                q.cursor, q.columns = self._run(q)
+            rows = q.cursor.fetchmany(self.page_size)
+        except duckdb.Error as exc:
+            self._forget(qid)
+            return self._error(qid, str(exc).split("\n")[0], _error_name(exc), 2)
+        self.pages_served += 1
+        q.rows_sent += len(rows)
+        q.token = token + 1
+        last = len(rows) < self.page_size
+        if last:
+            self._forget(qid)
+        body = self._status(qid, "FINISHED" if last else "RUNNING",
+                            next_uri=None if last else self._next_uri("executing", qid, q.token))
+        body["columns"] = q.columns
+        body["data"] = [[_json_value(v) for v in row] for row in rows]
+        return body
+
+    def cancel(self, qid: str) -> None:
+        self.cancelled.append(qid)
+        self._forget(qid)
+
+    # ------------------------------------------------------------------ internals
+
+    def _parse(self, text: str, headers: Dict[str, str]):
+        immediate = re.match(r"(?is)^\s*EXECUTE\s+IMMEDIATE\s+'((?:[^']|'')*)'\s*(?:USING\s+(.*))?$", text)
+        if immediate:
+            if not self.execute_immediate:
+                return _Refusal(text, "line 1:9: mismatched input 'IMMEDIATE'. Expecting: <identifier>")
+            return Statement(text, immediate.group(1).replace("''", "'"), immediate.group(2), headers)
+        execute = re.match(r"(?is)^\s*EXECUTE\s+(\w+)\s*(?:USING\s+(.*))?$", text)
+        if execute:
+            prepared = _prepared_statements(headers.get("X-Trino-Prepared-Statement", ""))
+            sql = prepared.get(execute.group(1), f"<unknown prepared statement {execute.group(1)}>")
+            return Statement(text, sql, execute.group(2), headers)
+        return Statement(text, text, None, headers)
+
+    def _run(self, q: _Query):
+        cursor = self.db.cursor()
+        if q.params:
+            cursor.execute(f"PREPARE q AS {q.sql}")
+            cursor.execute(f"EXECUTE q({q.params})")
+        else:
+            cursor.execute(q.sql)
+        columns = [_column(name, type_) for name, type_, *_ in cursor.description or []]
+        return cursor, columns
+
+    def _forget(self, qid: str) -> None:
+        with self._lock:
+            q = self._queries.pop(qid, None)
+        if q is not None and q.cursor is not None:
+            q.cursor.close()
+
+    def _next_uri(self, phase: str, qid: str, token: int) -> str:
+        return f"{self.base_url}/v1/statement/{phase}/{qid}/{token}"
+
+    def _status(self, qid: str, state: str, next_uri: Optional[str] = None) -> dict:
+        body = {
+            "id": qid,
+            "infoUri": f"{self.base_url}/ui/query.html?{qid}",
+            "stats": {"state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED",
+                      "nodes": 1, "totalSplits": 1, "queuedSplits": 0, "runningSplits": 0,
+                      "completedSplits": 1, "cpuTimeMillis": 0, "wallTimeMillis": 0,
+                      "processedRows": 0, "processedBytes": 0},
+            "warnings": [],
+        }
+        if next_uri:
+            body["nextUri"] = next_uri
+        return body
+
+    def _finished(self, qid: str, update_type: str) -> dict:
+        body = self._status(qid, "FINISHED")
+        body["updateType"] = update_type
+        return body
+
+    def _error(self, qid: str, message: str, name: str, code: int) -> dict:
+        body = self._status(qid, "FAILED")
+        body["error"] = {"message": message, "errorCode": code, "errorName": name, "errorType": "USER_ERROR",
+                         "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message}}
+        return body
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cert, key = _self_signed_certificate(Path(self.cert_dir or "."))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+
+@dataclass
+class _Refusal:
+    text: str
+    message: str
+    sql: str = ""
+    params: Optional[str] = None
+
+
+def _handler(server: PrestoTestServer):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, body: Optional[dict] = None, headers: Optional[Dict[str, str]] = None):
+            payload = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            if body is not None:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _authorized(self) -> bool:
+            if server.authorized(self.headers.get("Authorization")):
+                return True
+            self._send(401, None, {"WWW-Authenticate": 'Basic realm="Trino"'})
+            return False
+
+        def do_POST(self) -> None:  # noqa: N802
+            text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            if not self._authorized():
+                return
+            if self.path != "/v1/statement":
+                return self._send(404, {"message": f"no such path {self.path}"})
+            body, extra = server.submit(text, {k: v for k, v in self.headers.items()})
+            self._send(200, body, extra)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if not self._authorized():
+                return
+            m = re.match(r"^/v1/statement/(?:queued|executing)/([^/]+)/(\d+)$", self.path)
+            if not m:
+                return self._send(404, {"message": f"no such path {self.path}"})
+            self._send(200, server.advance(m.group(1), int(m.group(2))))
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            if not self._authorized():
+                return
+            m = re.match(r"^/v1/statement/(?:queued|executing)/([^/]+)/(\d+)$", self.path)
+            if m:
+                server.cancel(m.group(1))
+            self._send(204)
+
+    return Handler
+
+
+def _prepared_statements(header: str) -> Dict[str, str]:
+    out = {}
+    for item in filter(None, header.split(",")):
+        name, _, sql = item.partition("=")
+        out[name.strip()] = urllib.parse.unquote_plus(sql)
+    return out
+
+
+def _column(name: str, duck_type: Any) -> Dict[str, Any]:
+    presto = _TYPES.get(str(duck_type).upper(), "varchar")
+    args: List[Dict[str, Any]] = []
+    if presto == "varchar":
+        args = [{"kind": "LONG", "value": 2147483647}]
+    elif presto == "timestamp":
+        args = [{"kind": "LONG", "value": 6}]
+    type_text = presto if presto != "timestamp" else "timestamp(6)"
+    return {"name": name, "type": type_text, "typeSignature": {"rawType": presto, "arguments": args}}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def _error_name(exc: BaseException) -> str:
+    if isinstance(exc, duckdb.CatalogException):
+        return "TABLE_NOT_FOUND" if "Table" in str(exc) else "NOT_FOUND"
+    if isinstance(exc, duckdb.ParserException):
+        return "SYNTAX_ERROR"
+    if isinstance(exc, duckdb.BinderException):
+        return "COLUMN_NOT_FOUND"
+    return "GENERIC_USER_ERROR"
+
+
+def _self_signed_certificate(folder: Path) -> tuple:
+    """(cert path, key path) of a fresh self-signed certificate for 127.0.0.1."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "presto-test.crt", folder / "presto-test.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
