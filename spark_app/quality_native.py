@@ -43,12 +43,11 @@ def compute_metrics(spark: Any, df: Any, table: str, specs: List[MetricSpec]) ->
     """Compute `specs` on `df` with a single Spark action; count the jobs it took."""
     _check_inputs(df, table, specs)
     sets = grouping_sets(specs)
-    row_aggs = _row_aggregates(specs)
     view = f"quality_{uuid.uuid4().hex[:12]}"
     df.createOrReplaceTempView(view)
     start = time.perf_counter()
     try:
-        query = _grouped_query(view, sets, row_aggs) if sets else _scan_query(view, row_aggs)
+        query = metrics_query(view, specs)
         with count_jobs(spark.sparkContext) as jobs:
             row = spark.sql(query).collect()[0].asDict()
     finally:
@@ -106,6 +105,13 @@ def grouping_sets(specs: List[MetricSpec]) -> List[Tuple[str, ...]]:
 
 
 # --------------------------------------------------------------------------- queries
+
+
+def metrics_query(view: str, specs: List[MetricSpec]) -> str:
+    """The one SQL query that yields every metric of `specs` over the table `view`."""
+    sets = grouping_sets(specs)
+    row_aggs = _row_aggregates(specs)
+    return _grouped_query(view, sets, row_aggs) if sets else _scan_query(view, row_aggs)
 
 
 def _row_aggregates(specs: List[MetricSpec]) -> List[Tuple[str, str, str]]:
