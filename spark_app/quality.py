@@ -419,14 +419,16 @@ def run_gate(
     day: Any = None,
     run_id: Optional[str] = None,
     schema: Optional[str] = None,
+    spec: Any = None,
 ) -> GateResult:
     """Verify every table, check anomalies against the stored history, then save the day's metrics.
 
-    `store` is a ConnectionSpec, an SQLAlchemy Engine or a URL; without it no history is read
-    or written. Failed Warning-level constraints are logged; the caller decides on errors
-    (`raise_if_failed()`).
+    `store` (or its alias `spec`) is a ConnectionSpec, an SQLAlchemy Engine or a URL; without it
+    no history is read or written. `schema` holds `quality_metrics` (default public). Failed
+    Warning-level constraints are logged; the caller decides on errors (`raise_if_failed()`).
     """
     engine = engine or cfg.engine
+    store = store if store is not None else spec
     watched = [a for a in cfg.anomalies if a.table in tables]
     gate = GateResult()
     for table, df in tables.items():
