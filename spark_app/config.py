@@ -171,6 +171,8 @@ class ScheduleConfig:
     function_name: str = "catalog-match-rate-launcher"
     rule_name: str = "catalog-match-rate-daily"
     lambda_role_arn: Optional[str] = None
+    pipeline: str = "catalog_match_rate"  # what the scheduled launch runs
+    lambda_runtime: str = "python3.12"
 
 
 @dataclass(frozen=True)
