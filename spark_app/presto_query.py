@@ -151,6 +151,7 @@ def connect(ep: PrestoEndpoint):
     elif ep.jwt:
         auth = JWTAuthentication(ep.jwt)
     return trino.dbapi.connect(
+        http_session=_http_session(ep.verify),
         host=ep.host,
         port=ep.port,
         user=ep.user,
@@ -163,6 +164,26 @@ def connect(ep: PrestoEndpoint):
         timezone="UTC",
         source="catalog-match-rate",
     )
+
+
+def _http_session(verify: bool):
+    """A requests session that keeps `verify=False` even when REQUESTS_CA_BUNDLE is set.
+
+    requests lets the environment's CA bundle override a session's `verify=False`, which
+    would silently turn `verify_tls: false` back on wherever that variable is exported.
+    """
+    import requests
+
+    class _Session(requests.Session):
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if self.verify is False:
+                settings["verify"] = False
+            return settings
+
+    session = _Session()
+    session.verify = verify
+    return session
 
 
 def describe_failure(exc: BaseException, ep: PrestoEndpoint, what: str) -> str:
