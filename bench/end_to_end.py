@@ -168,17 +168,10 @@ def _rows(results: List[Dict[str, Any]]) -> List[BenchRow]:
     for name, st in stages.items():
         share = st["seconds"] / _job_seconds(big) if _job_seconds(big) else None
         label = "of the job" + ("  <- slowest" if name == slowest else "")
-        rows.append(
-            BenchRow(
-                f"  {big['label']} stage {name}",
-                int(st.get("rows") or 0),
-                st["seconds"],
-                None,
-                None,
-                share,
-                label,
-            )
-        )
+        # rows: the day's events, so rows/s compares the stages; the stage's own output rows in extra
+        row = BenchRow(f"  {big['label']} stage {name}", big["n"], st["seconds"], None, None, share, label)
+        row.extra = {"output_rows": st.get("rows")}
+        rows.append(row)
     for what, attr in (("driver JVM", "driver_mb"), ("Python worker", "worker_mb")):
         lo, hi = getattr(base["peak"], attr), getattr(big["peak"], attr)
         rows.append(
