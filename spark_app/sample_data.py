@@ -44,6 +44,7 @@ OFFSETS = (
     ("-08:00", -480),
 )
 _DAY_MS = 86_400_000
+NEXT_DAY_HOURS = 6  # genuine D+1 events written by write_day(D) fall in D+1's first hours
 _EPOCH = date(1970, 1, 1)
 
 Key = Tuple[int, str]
@@ -60,7 +61,7 @@ class SampleSpec:
     zipf_exponent: float = 1.1  # popularity of the key of rank r is proportional to 1 / r**s
     duplicate_share: float = 0.01  # events delivered twice (same event_id)
     late_share: float = 0.02  # events of day D written under dt=D+1
-    next_day_share: float = 0.05  # genuine D+1 events written under dt=D+1 (relative to events)
+    next_day_share: float = 0.05  # genuine D+1 events under dt=D+1 (relative to events; at most ~0.25)
     other_type_share: float = 0.3  # add_to_cart, purchase, search, page_view
     epoch_ms_share: float = 0.1  # ts written as epoch milliseconds (a JSON number)
     seed: int = 7
@@ -235,7 +236,9 @@ def _partial_next_folder(day: date, spec: SampleSpec) -> _Events:
     nxt_day = day + timedelta(days=1)
     nxt = _day_events(nxt_day, spec)
     head = np.zeros(len(nxt), dtype=bool)
-    head[: int(round(spec.next_day_share * spec.events))] = True
+    # the folder as a run at 06:00 UTC on D+1 finds it: only the first hours of D+1 are there yet
+    early = nxt.ts_ms < (nxt_day - _EPOCH).days * _DAY_MS + NEXT_DAY_HOURS * 3_600_000
+    head[np.flatnonzero(early)[: int(round(spec.next_day_share * spec.events))]] = True
     chosen = _with_duplicates(nxt, spec, nxt_day)
     # a duplicate copy follows its original, so keep both copies of the chosen head events
     chosen = chosen.take(np.concatenate([head, head[np.flatnonzero(_dup_mask(nxt_day, spec, len(nxt)))]]))

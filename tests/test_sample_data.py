@@ -33,6 +33,12 @@ def utc_day(ts) -> date:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc).date()
 
 
+def utc_hour(ts) -> int:
+    if isinstance(ts, int):
+        return datetime.fromtimestamp(ts / 1000, tz=timezone.utc).hour
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(timezone.utc).hour
+
+
 def recount_views(events: list, day: date) -> Counter:
     """The truth computed the plain way: views of `day`, each event_id once."""
     seen = {}
@@ -75,6 +81,7 @@ def test_shares_of_types_duplicates_late_and_next_day_events(written):
     late = [e for e in next_lines if utc_day(e["ts"]) == DAY]
     assert len({e["event_id"] for e in late}) / 20_000 == pytest.approx(0.02, abs=0.005)
     genuine_next = {e["event_id"] for e in next_lines if utc_day(e["ts"]) == NEXT}
+    assert all(utc_hour(e["ts"]) < 6 for e in next_lines if utc_day(e["ts"]) == NEXT)
     assert len(genuine_next) / 20_000 == pytest.approx(0.05 * 0.98, abs=0.005)
     previous_day = [e for e in day_lines if utc_day(e["ts"]) < DAY]
     assert len(previous_day) / 20_000 == pytest.approx(0.02, abs=0.005)
