@@ -68,7 +68,8 @@ def batch(ids, advertiser=1, view_count=1, matched=True):
 def staged_rows(engine):
     with engine.connect() as conn:
         return conn.execute(
-            text(f'SELECT _part, advertiser_id, product_id, view_count, matched FROM "{STAGING}" ORDER BY 1, 3')
+            text(f'SELECT _part, advertiser_id, product_id, view_count, matched FROM "{STAGING}" '
+                 "ORDER BY 1, 3")
         ).all()
 
 
