@@ -165,9 +165,7 @@ def _count(classified) -> Dict[str, int]:
     """Every count from one aggregation over the persisted records."""
     from pyspark.sql import functions as F
 
-    rows = (
-        classified.groupBy("outcome", "reason", "unknown_type").agg(F.count(F.lit(1)).alias("n")).collect()
-    )
+    rows = classified.groupBy("outcome", "reason", "unknown_type").agg(F.count(F.lit(1)).alias("n")).collect()
     counts = {name: 0 for name in OUTCOMES}
     counts.update({f"rejected_{r}": 0 for r in REASONS})
     counts["unknown_event_type"] = 0
