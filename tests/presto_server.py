@@ -12,6 +12,7 @@ It speaks what the `trino` Python client sends and expects:
   With `execute_immediate=False` the server refuses EXECUTE IMMEDIATE like an old Presto.
 - `DELETE` of a `nextUri` cancels the query. Basic auth (`users`) or bearer tokens
   (`tokens`) answer 401 when wrong; `tls=True` serves HTTPS with a self-signed certificate.
+- `fail_query`, when set, may fail chosen queries (it maps SQL to an error message or None).
 
 Translation to DuckDB is kept to three macros giving Presto's hash function names DuckDB's
 own hash (`to_utf8`, `xxhash64`, `from_big_endian_64`): bucket numbers differ from a real
@@ -34,7 +35,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import duckdb
 
@@ -105,6 +106,7 @@ class PrestoTestServer:
         self.tls = tls
         self.cert_dir = cert_dir
         self.execute_immediate = execute_immediate
+        self.fail_query: Optional[Callable[[str], Optional[str]]] = None  # sql -> error message or None
         self.db = duckdb.connect()
         for shim in _SHIMS:
             self.db.execute(shim)
@@ -156,8 +158,14 @@ class PrestoTestServer:
         self.db.execute(f"CREATE OR REPLACE TABLE {name} ({cols})")
         return name
 
-    def load_json_lines(self, path: str, table: str = "events", catalog: str = "hive", schema: str = "default",
-                        columns: Optional[Dict[str, str]] = None) -> str:
+    def load_json_lines(
+        self,
+        path: str,
+        table: str = "events",
+        catalog: str = "hive",
+        schema: str = "default",
+        columns: Optional[Dict[str, str]] = None,
+    ) -> str:
         """A table holding the JSON lines file at `path`, typed as the Presto events table."""
         columns = columns or EVENT_COLUMNS
         name = self.create_table(catalog, schema, table, columns)
@@ -211,6 +219,10 @@ class PrestoTestServer:
             q = self._queries.get(qid)
         if q is None:
             return self._error(qid, f"Query {qid} not found (finished or cancelled)", "NOT_FOUND", 29)
+        failure = self.fail_query(q.sql) if self.fail_query else None
+        if failure:
+            self._forget(qid)
+            return self._error(qid, failure, "GENERIC_INTERNAL_ERROR", 65536)
         try:
             if q.cursor is None:
                 q.cursor, q.columns = self._run(q)
@@ -411,6 +423,7 @@ def _self_signed_certificate(folder: Path) -> tuple:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -419,7 +432,7 @@ def _self_signed_certificate(folder: Path) -> tuple:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(san, critical=False)
         .sign(key, hashes.SHA256())
     )
     folder.mkdir(parents=True, exist_ok=True)
@@ -431,3 +444,32 @@ def _self_signed_certificate(folder: Path) -> tuple:
         )
     )
     return str(cert_path), str(key_path)
+
+
+def synthetic_day(server: PrestoTestServer, keys: int, day: str = "2026-11-19") -> None:
+    """`keys` distinct (advertiser_id, product_id) with one product view each on `day` (benchmarks)."""
+    name = server.create_table("hive", "default", "events", EVENT_COLUMNS)
+    server.execute(
+        f"INSERT INTO {name} SELECT 'e' || i, 'product_view', TIMESTAMP '{day} 00:00:00' + "
+        f"to_seconds(i % 86400), i % 1000, 'p' || i, '{day}' FROM range({keys}) t(i)"
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Serve a synthetic day from a separate process: prints the port, stops when stdin closes."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--keys", type=int, required=True)
+    parser.add_argument("--page-size", type=int, default=10000)
+    args = parser.parse_args(argv)
+    server = PrestoTestServer(page_size=args.page_size).start()
+    synthetic_day(server, args.keys)
+    print(server.port, flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
