@@ -19,6 +19,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -109,7 +110,8 @@ def _staging_path(spark, cfg: PrestoConfig, day: date) -> str:
     """A fresh folder per run: `<staging_dir>/day=D/run-<id>` (a temp dir on a local master)."""
     run = f"day={day.isoformat()}/run-{uuid.uuid4().hex[:12]}"
     if cfg.staging_dir:
-        return f"{cfg.staging_dir.rstrip('/')}/{run}"
+        root = cfg.staging_dir if "://" in cfg.staging_dir else os.path.abspath(cfg.staging_dir)
+        return f"{root.rstrip('/')}/{run}"
     sc = spark.sparkContext
     if not sc.master.startswith("local"):
         raise ConfigError(

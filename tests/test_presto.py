@@ -100,6 +100,13 @@ def test_mode_gives_the_spark_count(spark, server, events_path, mode):
     assert_df_equality(df, spark_count(spark, events_path), ignore_row_order=True, ignore_nullable=True)
 
 
+@pytest.mark.parametrize("mode", ["driver", "parallel"])
+def test_a_day_without_views_gives_an_empty_frame(spark, server, mode):
+    df = read_presto_views(spark, presto_config(server, mode=mode), date(2026, 11, 1))
+    assert df.columns == ["advertiser_id", "product_id", "view_count"]
+    assert df.count() == 0
+
+
 def test_driver_mode_stages_one_page_at_a_time(spark, server):
     pages = []
     cfg = presto_config(server, mode="driver")
