@@ -79,8 +79,12 @@ def _run_size(ctx: BenchContext, n: int, label: str) -> Dict[str, Any]:
             code = proc.wait()
         wall = time.perf_counter() - start
     if code != 0:
-        tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
-        raise RuntimeError(f"the job failed on {n:,} events (exit {code}):\n" + "\n".join(tail))
+        lines = log_path.read_text(errors="replace").strip().splitlines()
+        causes = [ln.strip() for ln in lines if "Error" in ln or " ERROR " in ln]
+        cause = causes[-1] if causes else "see the log"
+        raise RuntimeError(
+            f"the job failed on {n:,} events (exit {code}): {cause}\n" + "\n".join(lines[-12:])
+        )
     status, stats = _read_run(url)
     return {"n": n, "label": label, "wall": wall, "peak": peak, "status": status, "stats": stats or {}}
 
