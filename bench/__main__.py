@@ -132,7 +132,7 @@ def run_in_child(stage: str, args, work: Path, pg, moto) -> Tuple[List[BenchRow]
 
 def _failed(stage: str, seconds: float, error: str) -> BenchRow:
     first = error.strip().splitlines()[0] if error.strip() else "no message"
-    return BenchRow(f"{stage}: FAILED ({first[:70]})", 0, seconds, extra={"failed": True, "error": error})
+    return BenchRow(f"{stage}: FAILED ({first[:100]})", 0, seconds, extra={"failed": True, "error": error})
 
 
 def _row_from_dict(d: Dict[str, Any]) -> BenchRow:

@@ -82,9 +82,7 @@ def _run_size(ctx: BenchContext, n: int, label: str) -> Dict[str, Any]:
         lines = log_path.read_text(errors="replace").strip().splitlines()
         causes = [ln.strip() for ln in lines if "Error" in ln or " ERROR " in ln]
         cause = causes[-1] if causes else "see the log"
-        raise RuntimeError(
-            f"the job failed on {n:,} events (exit {code}): {cause}\n" + "\n".join(lines[-12:])
-        )
+        raise RuntimeError(f"job exit {code} on {n:,} events: {cause}\n" + "\n".join(lines[-12:]))
     status, stats = _read_run(url)
     return {"n": n, "label": label, "wall": wall, "peak": peak, "status": status, "stats": stats or {}}
 
