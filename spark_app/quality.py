@@ -51,6 +51,9 @@ class ConstraintResult:
     message: str = ""
     table: str = ""
 
+    def __str__(self) -> str:
+        return f"{self.table}: {self.check} [{self.level}]: {self.message or self.status}"
+
 
 def _fmt_value(v: Optional[float]) -> str:
     if v is None:

@@ -110,16 +110,22 @@ def grouping_sets(specs: List[MetricSpec]) -> List[Tuple[str, ...]]:
 def metrics_query(view: str, specs: List[MetricSpec]) -> str:
     """The one SQL query that yields every metric of `specs` over the table `view`."""
     sets = grouping_sets(specs)
-    row_aggs = _row_aggregates(specs)
+    row_aggs = _row_aggregates(specs, sets[0] if sets else ())
     return _grouped_query(view, sets, row_aggs) if sets else _scan_query(view, row_aggs)
 
 
-def _row_aggregates(specs: List[MetricSpec]) -> List[Tuple[str, str, str]]:
-    """(alias, partial aggregate over rows, how partials combine) for every scan metric."""
+def _row_aggregates(specs: List[MetricSpec], keys: Tuple[str, ...] = ()) -> List[Tuple[str, str, str]]:
+    """(alias, partial aggregate over rows, how partials combine) for every scan metric.
+
+    The completeness of a grouping key needs no partial aggregate: the outer query counts the
+    rows of the groups whose key is non-null ("KEY"), which keeps the shuffled rows narrow.
+    """
     aggs: List[Tuple[str, str, str]] = []
     for i, s in enumerate(specs):
         col = _q(s.columns[0]) if s.columns else ""
-        if s.name == "Completeness":
+        if s.name == "Completeness" and s.columns[0] in keys:
+            aggs.append((f"m{i}", col, "KEY"))
+        elif s.name == "Completeness":
             aggs.append((f"m{i}", f"COUNT({col})", "SUM"))
         elif s.name == "Compliance":
             aggs.append((f"m{i}", f"SUM(CASE WHEN ({s.predicate}) THEN 1 ELSE 0 END)", "SUM"))
@@ -142,13 +148,19 @@ def _grouped_query(view: str, sets: List[Tuple[str, ...]], row_aggs: List[Tuple[
     keys = _union(sets)
     gids = [_grouping_id(keys, s) for s in sets]
     inner_cols = [f"GROUPING_ID({', '.join(map(_q, keys))}) AS gid"] + [_q(k) for k in keys]
-    inner_cols += ["COUNT(1) AS cnt"] + [f"{expr} AS {alias}" for alias, expr, _ in row_aggs]
+    partials = [f"{expr} AS {alias}" for alias, expr, how in row_aggs if how != "KEY"]
+    inner_cols += ["COUNT(1) AS cnt"] + partials
     grouping = ", ".join("(" + ", ".join(map(_q, s)) + ")" for s in sets)
     inner = f"SELECT {', '.join(inner_cols)} FROM {view} GROUP BY GROUPING SETS ({grouping})"
 
     first = f"gid = {gids[0]}"
     outer = [f"SUM(CASE WHEN {first} THEN cnt END) AS n"]
-    outer += [f"{how}(CASE WHEN {first} THEN {alias} END) AS {alias}" for alias, _, how in row_aggs]
+    outer += [
+        f"SUM(CASE WHEN {first} AND {expr} IS NOT NULL THEN cnt END) AS {alias}"
+        if how == "KEY"
+        else f"{how}(CASE WHEN {first} THEN {alias} END) AS {alias}"
+        for alias, expr, how in row_aggs
+    ]
     for j, (s, gid) in enumerate(zip(sets, gids)):
         kept = f"gid = {gid} AND (" + " OR ".join(f"{_q(c)} IS NOT NULL" for c in s) + ")"
         outer.append(f"SUM(CASE WHEN {kept} THEN cnt ELSE 0 END) AS g{j}_rows")
