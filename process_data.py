@@ -166,7 +166,7 @@ def _guarded(action) -> int:
 
 
 def _db_upgrade(cfg: Config) -> int:
-    from spark_app.pg_publish import upgrade_schema
+    from spark_app.pg_schema import upgrade_schema
 
     from spark_app.pg_connect import connection_spec
 

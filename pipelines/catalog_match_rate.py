@@ -194,7 +194,8 @@ def compute_tables(
 
 def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict[str, Any]:
     """Run the day end to end; returns the run's stats (also stored in pipeline_runs)."""
-    from spark_app.pg_publish import DayRun, upgrade_schema
+    from spark_app.pg_publish import DayRun
+    from spark_app.pg_schema import upgrade_schema
 
     from spark_app.pg_connect import connection_spec
 
