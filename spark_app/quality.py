@@ -2,9 +2,10 @@
 
 A check (`CheckConfig`) names a Deequ constraint (`isComplete`, `hasSize`, ...). Each check is
 planned into one metric (`MetricSpec`: Deequ's analyzer name and instance) and an assertion
-range; an engine computes the metrics of a table, and the assertions turn them into
-`ConstraintResult`s. Two engines give the same `QualityReport`: PyDeequ when the Deequ jar is
-on the classpath, and a native PySpark engine (one scan per table) otherwise.
+range (the catalogue lives in `quality_checks` and is re-exported here); an engine computes
+the metrics of a table, and the assertions turn them into `ConstraintResult`s. Two engines
+give the same `QualityReport`: PyDeequ when the Deequ jar is on the classpath, and a native
+PySpark engine (one scan per table) otherwise.
 
 `run_gate` verifies all tables of a run, checks metric anomalies against the history kept in
 PostgreSQL, saves the day's metrics, and returns a `GateResult` the pipeline can raise on.
@@ -19,6 +20,21 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .config import CheckConfig, QualityConfig
 from .errors import ConfigError, QualityGateFailed
+from .quality_checks import (  # noqa: F401 - re-exported: the public API lives here
+    ANOMALY_METRICS,
+    GROUPING_METRICS,
+    KNOWN_CHECKS,
+    SCAN_METRICS,
+    MetricSpec,
+    anomaly_metric,
+    assertion_range,
+    assertion_text,
+    check_columns,
+    describe_check,
+    plan_metric,
+    validate_check,
+    validate_checks,
+)
 
 log = logging.getLogger("spark_app.quality")
 
@@ -114,157 +130,6 @@ class QualityReport:
         return head + "\n" + format_results(self.results)
 
 
-# --------------------------------------------------------------------------- planning checks
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """What an engine computes: Deequ's analyzer name, the instance, and its inputs."""
-
-    name: str
-    instance: str = "*"
-    columns: Tuple[str, ...] = ()
-    predicate: Optional[str] = None  # Compliance only
-
-    @property
-    def entity(self) -> str:
-        if self.name == "Size":
-            return "Dataset"
-        return "Multicolumn" if len(self.columns) > 1 else "Column"
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}({self.instance})"
-
-
-SCAN_METRICS = ("Size", "Completeness", "Compliance", "Minimum", "Maximum", "Sum", "Mean")
-GROUPING_METRICS = ("Uniqueness", "Distinctness", "UniqueValueRatio", "CountDistinct")
-ANOMALY_METRICS = SCAN_METRICS[:2] + SCAN_METRICS[3:] + GROUPING_METRICS
-
-# check name -> (metric, what it takes, default assertion (lo, hi) or None when min/max are required)
-_CHECKS: Dict[str, Tuple[str, str, Optional[Tuple[float, float]]]] = {
-    "hasSize": ("Size", "table", None),
-    "isComplete": ("Completeness", "column", (1.0, 1.0)),
-    "hasCompleteness": ("Completeness", "column", None),
-    "isUnique": ("Uniqueness", "columns", (1.0, 1.0)),
-    "hasUniqueness": ("Uniqueness", "columns", None),
-    "hasDistinctness": ("Distinctness", "columns", None),
-    "isNonNegative": ("Compliance", "column", (1.0, 1.0)),
-    "isContainedIn": ("Compliance", "column", (1.0, 1.0)),
-    "satisfies": ("Compliance", "predicate", (1.0, 1.0)),
-    "hasMin": ("Minimum", "column", None),
-    "hasMax": ("Maximum", "column", None),
-    "hasSum": ("Sum", "column", None),
-    "hasMean": ("Mean", "column", None),
-}
-KNOWN_CHECKS = tuple(_CHECKS)
-_FIXED = ("isComplete", "isUnique")  # always == 1: use hasCompleteness / hasUniqueness for a threshold
-
-
-def check_columns(c: CheckConfig) -> Tuple[str, ...]:
-    """The column(s) a check reads: `columns` when given, else `column`."""
-    return tuple(c.columns) if c.columns else ((c.column,) if c.column else ())
-
-
-def describe_check(c: CheckConfig) -> str:
-    """Deequ-like label: isUnique(day,advertiser_id), hasSize(>= 1), satisfies(<name>)."""
-    if c.name:
-        return c.name
-    if c.check == "hasSize":
-        return f"hasSize({_assertion_text(*assertion_range(c))})"
-    if c.check == "satisfies":
-        return f"satisfies({c.predicate})"
-    if c.check == "isContainedIn":
-        return f"isContainedIn({c.column}, [{', '.join(c.values)}])"
-    cols = ",".join(check_columns(c))
-    lo_hi = _CHECKS[c.check][2]
-    return f"{c.check}({cols})" if lo_hi else f"{c.check}({cols}, {_assertion_text(*assertion_range(c))})"
-
-
-def assertion_range(c: CheckConfig) -> Tuple[Optional[float], Optional[float]]:
-    """The closed range the check's metric must fall in; None is unbounded."""
-    default = _CHECKS[c.check][2]
-    if c.min is None and c.max is None and default is not None:
-        return default
-    return c.min, c.max
-
-
-def _assertion_text(lo: Optional[float], hi: Optional[float]) -> str:
-    if lo is not None and hi is not None:
-        return f"== {lo:g}" if lo == hi else f"between {lo:g} and {hi:g}"
-    return f">= {lo:g}" if lo is not None else f"<= {hi:g}"
-
-
-def plan_metric(c: CheckConfig) -> MetricSpec:
-    """The metric that decides a check, named and instanced as Deequ names it."""
-    metric = _CHECKS[c.check][0]
-    if c.check == "hasSize":
-        return MetricSpec("Size")
-    if c.check == "isNonNegative":
-        pred = f"COALESCE(CAST(`{c.column}` AS DOUBLE), 0.0) >= 0"
-        return MetricSpec(metric, f"{c.column} is non-negative", (c.column,), pred)
-    if c.check == "isContainedIn":
-        quoted = ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in c.values)
-        pred = f"`{c.column}` IS NULL OR `{c.column}` IN ({quoted})"
-        return MetricSpec(metric, f"{c.column} contained in {','.join(c.values)}", (c.column,), pred)
-    if c.check == "satisfies":
-        return MetricSpec(metric, c.name or str(c.predicate), (), c.predicate)
-    cols = check_columns(c)
-    return MetricSpec(metric, ",".join(cols), cols)
-
-
-def anomaly_metric(metric: str, column: Optional[str]) -> MetricSpec:
-    """The MetricSpec an anomaly check watches (Size or a column metric)."""
-    if metric == "Size":
-        return MetricSpec("Size")
-    cols = tuple(x.strip() for x in (column or "").split(",") if x.strip())
-    return MetricSpec(metric, ",".join(cols), cols)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def validate_checks(cfg: QualityConfig, source: str = "<memory>") -> None:
-    """Raise ConfigError naming the key of the first check or anomaly that cannot run."""
-    for table, checks in cfg.checks.items():
-        for i, c in enumerate(checks):
-            _validate_check(c, f"{source}: quality.checks.{table}[{i}]")
-    for i, a in enumerate(cfg.anomalies):
-        where = f"{source}: quality.anomalies[{i}]"
-        if a.metric not in ANOMALY_METRICS:
-            known = ", ".join(ANOMALY_METRICS)
-            raise ConfigError(f"{where}.metric: unknown metric {a.metric!r} (known: {known})")
-        if a.metric != "Size" and not a.column:
-            raise ConfigError(f"{where}.column: required for metric {a.metric}")
-        if a.days < 1:
-            raise ConfigError(f"{where}.days: must be at least 1")
-        if a.max_relative_change <= 0:
-            raise ConfigError(f"{where}.max_relative_change: must be positive")
-
-
-def _validate_check(c: CheckConfig, where: str) -> None:
-    if c.check not in _CHECKS:
-        raise ConfigError(f"{where}.check: unknown check {c.check!r} (known: {', '.join(KNOWN_CHECKS)})")
-    takes = _CHECKS[c.check][1]
-    if c.column and c.columns:
-        raise ConfigError(f"{where}: give either column or columns, not both")
-    if takes == "column" and not c.column:
-        raise ConfigError(f"{where}.column: required for {c.check}")
-    if takes == "columns" and not check_columns(c):
-        raise ConfigError(f"{where}.column: required for {c.check} (or columns: [a, b])")
-    if takes == "predicate" and not (c.predicate or "").strip():
-        raise ConfigError(f"{where}.predicate: required for satisfies (a SQL boolean expression)")
-    if c.check == "isContainedIn" and not c.values:
-        raise ConfigError(f"{where}.values: required for isContainedIn")
-    if c.check in _FIXED and (c.min is not None or c.max is not None):
-        threshold = "hasCompleteness" if c.check == "isComplete" else "hasUniqueness"
-        raise ConfigError(f"{where}: {c.check} takes no min/max; use {threshold} with min: for a threshold")
-    if _CHECKS[c.check][2] is None and c.min is None and c.max is None:
-        raise ConfigError(f"{where}: {c.check} needs min: and/or max:")
-    if c.min is not None and c.max is not None and c.min > c.max:
-        raise ConfigError(f"{where}: min {c.min:g} is greater than max {c.max:g}")
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -288,7 +153,7 @@ def _assert(spec: MetricSpec, value: Optional[float], lo: Optional[float], hi: O
         return FAILURE, f"Empty state for analyzer {spec.label}, all input values were NULL."
     if (lo is None or value >= lo - 1e-12) and (hi is None or value <= hi + 1e-12):
         return SUCCESS, ""
-    wanted = _assertion_text(lo, hi)
+    wanted = assertion_text(lo, hi)
     return FAILURE, f"Value: {_fmt_value(value)} does not meet the constraint requirement! ({wanted})"
 
 
@@ -334,8 +199,8 @@ def verify(
     Checks are validated first, so a bad check fails with ConfigError before any Spark job.
     """
     for i, c in enumerate(checks):
-        _validate_check(c, f"quality.checks.{table}[{i}]")
-    specs = _unique([plan_metric(c) for c in checks] + list(extra_metrics or []))
+        validate_check(c, f"quality.checks.{table}[{i}]")
+    specs = _unique(table, [plan_metric(c) for c in checks] + list(extra_metrics or []))
     chosen = choose_engine(spark, engine)
     if chosen == "deequ":
         from .quality_deequ import run_deequ
@@ -350,10 +215,16 @@ def verify(
     return report
 
 
-def _unique(specs: List[MetricSpec]) -> List[MetricSpec]:
+def _unique(table: str, specs: List[MetricSpec]) -> List[MetricSpec]:
+    """Each metric once; two different predicates under one name would share a metric: refused."""
     seen: Dict[Tuple[str, str], MetricSpec] = {}
     for s in specs:
-        seen.setdefault((s.name, s.instance), s)
+        first = seen.setdefault((s.name, s.instance), s)
+        if first.predicate != s.predicate:
+            raise ConfigError(
+                f"quality checks on {table}: two different predicates are both named {s.instance!r} "
+                f"({first.predicate!r} and {s.predicate!r}); give each satisfies check its own name"
+            )
     return list(seen.values())
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .errors import ConfigError
-from .quality import GROUPING_METRICS, Metric, MetricSpec
+from .quality import Metric
+from .quality_checks import GROUPING_METRICS, MetricSpec
 
 _NUMERIC_METRICS = ("Minimum", "Maximum", "Sum", "Mean")
 

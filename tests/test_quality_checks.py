@@ -189,6 +189,15 @@ def test_missing_column_and_bad_predicate_fail_before_any_job(spark, df):
         verify(spark, df, "t", [CheckConfig("hasMin", column="s", min=0)], "native")
 
 
+def test_two_predicates_under_one_name_are_refused(spark, df):
+    checks = [
+        CheckConfig("satisfies", predicate="v > 0", name="sane v"),
+        CheckConfig("satisfies", predicate="v < 100", name="sane v"),
+    ]
+    with pytest.raises(ConfigError, match="two different predicates are both named 'sane v'"):
+        verify(spark, df, "t", checks, "native")
+
+
 # --------------------------------------------------------------------------- engines and gate
 
 
