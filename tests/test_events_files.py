@@ -155,3 +155,20 @@ def test_parquet_with_a_double_advertiser_id_is_rejected_not_truncated(spark, tm
     assert result.counts["rejected_bad_advertiser_id"] == 2
     assert result.counts["in_day"] == 0
     assert_counts_add_up(result.counts)
+
+
+def test_a_generated_day_yields_exactly_its_events_and_late_arrivals(spark, tmp_path):
+    from spark_app.sample_data import SampleSpec, write_day
+
+    truth = write_day(tmp_path, DAY, SampleSpec(events=3000), files=2)
+
+    result = read(spark, tmp_path, min_files=2, require_success_marker=True)
+
+    assert result.counts["in_day"] == truth.counts["events"] + truth.counts["duplicate_lines"]
+    assert result.counts["rejected"] == 0
+    views = result.events.where("event_type = 'product_view'").dropDuplicates(["event_id"])
+    per_key = {
+        (r["advertiser_id"], r["product_id"]): r["count"]
+        for r in views.groupBy("advertiser_id", "product_id").count().collect()
+    }
+    assert per_key == truth.expected_views
