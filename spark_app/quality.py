@@ -202,6 +202,8 @@ def verify(
         validate_check(c, f"quality.checks.{table}[{i}]")
     specs = _unique(table, [plan_metric(c) for c in checks] + list(extra_metrics or []))
     chosen = choose_engine(spark, engine)
+    if not specs:  # nothing to measure: no Spark job
+        return QualityReport(table, chosen, spark_jobs=0)
     if chosen == "deequ":
         from .quality_deequ import run_deequ
 
