@@ -14,7 +14,9 @@ a capped cache of answered keys, never by the partition.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Set, Tuple
@@ -56,11 +58,11 @@ def make_client(cfg: DynamoConfig, counters: Any = None):
     are not picklable, and one per partition shares its connection pool among the threads.
     `counters` is anything with `add(name, amount)` (`LookupCounters`, `LocalTally`).
     """
-    import boto3
     from botocore.config import Config
 
     config = Config(
         region_name=cfg.region,
+        parameter_validation=False,  # requests are built here, not by users; saves ~15% client CPU
         max_pool_connections=max(cfg.max_pool_connections, cfg.threads),
         # botocore's "max_attempts" counts retries only; "total_max_attempts" counts every
         # attempt, which is what dynamodb.max_attempts means (1 = botocore never retries).
@@ -68,9 +70,30 @@ def make_client(cfg: DynamoConfig, counters: Any = None):
         connect_timeout=cfg.connect_timeout_seconds,
         read_timeout=cfg.read_timeout_seconds,
     )
-    client = boto3.session.Session().client("dynamodb", endpoint_url=cfg.endpoint_url, config=config)
+    client = _session().client("dynamodb", endpoint_url=cfg.endpoint_url, config=config)
     register_hooks(client, cfg.faults, counters)
     return client
+
+
+_SESSIONS: Dict[int, Any] = {}
+_SESSION_LOCK = threading.Lock()
+
+
+def _session():
+    """One boto3 session per process: a new one reloads the service model (~60 ms CPU).
+
+    Python workers are reused across tasks, so each partition gets a new client (its own
+    hooks and counters) from a session that already holds the parsed model. Keyed by pid
+    because pyspark.daemon forks workers.
+    """
+    import boto3
+
+    with _SESSION_LOCK:
+        pid = os.getpid()
+        if pid not in _SESSIONS:
+            _SESSIONS.clear()
+            _SESSIONS[pid] = boto3.session.Session()
+        return _SESSIONS[pid]
 
 
 # --------------------------------------------------------------------------- the lookup
