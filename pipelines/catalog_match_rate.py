@@ -254,6 +254,7 @@ def check_quality(
         day=day,
         run_id=run_id,
         spec=spec,
+        schema=cfg.postgres.schema,
     )
     for warning in gate.warnings:
         log.warning("quality warning: %s", warning.message or warning)

@@ -255,6 +255,9 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
+    from .quality_checks import validate_checks
+
+    validate_checks(cfg.quality, source)
 
 
 def _url_has_password(url: str) -> bool:
