@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Dict, List, Optional
+from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ def find_corrupt_gzip(spark, files: List[SourceFile]) -> Dict[str, str]:
 
 
 def _canonical(path: str) -> str:
-    """`file:///x` and `file:/x` name the same file; compare without the scheme's slashes."""
+    """`file:///x`, `file:/x` and a %-encoded form name the same file; compare them alike."""
+    path = unquote(path)
     if path.startswith("file:"):
         return "file:/" + path[len("file:") :].lstrip("/")
     return path

@@ -68,7 +68,7 @@ def day_with_corrupt_files(tmp_path):
     (folder / "part-0.json.gz").write_bytes(gz(lines_of(4)))
     whole = gz(lines_of(2000, prefix="t"))
     (folder / "part-1.json.gz").write_bytes(whole[: len(whole) // 2])  # an interrupted upload
-    (folder / "part-2.json.gz").write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate" * 4)
+    (folder / "part-2 copy.json.gz").write_bytes(b"\x1f\x8b\x08\x00garbage that is not deflate" * 4)
     (day_dir(tmp_path, "2024-03-11") / "part-0.json").write_text("\n".join(lines_of(2, prefix="late")) + "\n")
     return tmp_path
 
@@ -77,7 +77,7 @@ def test_a_corrupt_gzip_file_is_reported_by_name_and_its_lines_left_out(spark, d
     result = read(spark, day_with_corrupt_files, max_bad_share=0.99)
 
     names = [p.rsplit("/", 1)[-1] for p in result.corrupt_files]
-    assert names == ["part-1.json.gz", "part-2.json.gz"]
+    assert names == ["part-1.json.gz", "part-2 copy.json.gz"]
     assert sorted(r["event_id"] for r in result.events.collect()) == [
         "e0",
         "e1",
@@ -89,7 +89,7 @@ def test_a_corrupt_gzip_file_is_reported_by_name_and_its_lines_left_out(spark, d
     assert result.counts["lines_read"] == 6
     assert_counts_add_up(result.counts)
     sizes = {p.name: p.stat().st_size for p in day_with_corrupt_files.glob("dt=*/*")}
-    lost = sizes["part-1.json.gz"] + sizes["part-2.json.gz"]
+    lost = sizes["part-1.json.gz"] + sizes["part-2 copy.json.gz"]
     assert result.bad_share == pytest.approx(lost / sum(sizes.values()))
 
 
@@ -97,7 +97,7 @@ def test_corrupt_files_over_the_bad_share_limit_fail_the_day_naming_them(spark, 
     with pytest.raises(SourceError) as err:
         read(spark, day_with_corrupt_files, max_bad_share=0.05)
 
-    assert "part-1.json.gz" in str(err.value) and "part-2.json.gz" in str(err.value)
+    assert "part-1.json.gz" in str(err.value) and "part-2 copy.json.gz" in str(err.value)
     assert "exceeds max_bad_share 5.00%" in str(err.value)
 
 
