@@ -21,7 +21,7 @@ from datetime import date, datetime, timezone
 from typing import Dict, List, Optional
 
 from .config import EventsConfig
-from .errors import DataNotReady, SourceError
+from .errors import DataNotReady, PipelineError, SourceError
 from .events_files import SourceFile, day_folder, day_folders, find_corrupt_gzip, list_data_files
 from .events_parse import FIELDS, OUTCOMES, REASONS, classify, parquet_as_strings, parse_json_lines
 
@@ -74,12 +74,13 @@ def read_day_events(
     now = now or datetime.now(timezone.utc)
     sc = spark.sparkContext
     group = f"events-{run_id}-{day.isoformat()}-{uuid.uuid4().hex[:8]}"
-    previous_group = sc.getLocalProperty("spark.jobGroup.id")
+    saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
         result = _read(spark, cfg, day, run_id, now)
     finally:
-        sc.setLocalProperty("spark.jobGroup.id", previous_group)
+        for key, value in saved.items():
+            sc.setLocalProperty(key, value)
     result.spark_jobs = len(sc.statusTracker().getJobIdsForGroup(group))
     log.info("events of %s: %s, %d Spark jobs", day, result.counts, result.spark_jobs)
     _fail_when_too_bad(cfg, result)
@@ -93,16 +94,25 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime) -> Da
         log.warning("unreadable event file %s (%s): its lines are left out of %s", path, problem, day)
     good = [f for f in files if f.path not in corrupt]
 
-    strings = _strings(spark, cfg, good)
-    classified = classify(strings, day, now, cfg.max_future_minutes, cfg.event_types)
-    classified = _persist(spark, cfg, classified)
+    classified = None
     try:
+        strings = _strings(spark, cfg, good)
+        typed = classify(strings, day, now, cfg.max_future_minutes, cfg.event_types)
+        classified = _persist(spark, cfg, typed)
         counts = _count(classified)
-    except Exception as exc:  # noqa: BLE001 - a read failure surfaces here, at the first action
-        classified.unpersist()
+    except PipelineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
+        if classified is not None:
+            classified.unpersist()
         raise SourceError(f"events of {day}: reading {len(good)} files failed: {_first_line(exc)}") from exc
     qfolder = quarantine_folder(cfg, day, run_id)
-    _write_quarantine(spark, classified, qfolder, run_id, counts["rejected"])
+    try:
+        _write_quarantine(spark, classified, qfolder, run_id, counts["rejected"])
+    except Exception as exc:  # noqa: BLE001
+        classified.unpersist()
+        problem = _first_line(exc)
+        raise SourceError(f"events of {day}: writing the quarantine {qfolder} failed: {problem}") from exc
 
     from pyspark.sql import functions as F
 

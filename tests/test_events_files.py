@@ -172,3 +172,10 @@ def test_a_generated_day_yields_exactly_its_events_and_late_arrivals(spark, tmp_
         for r in views.groupBy("advertiser_id", "product_id").count().collect()
     }
     assert per_key == truth.expected_views
+
+
+def test_an_unreadable_parquet_file_is_a_source_error_naming_the_day(spark, tmp_path):
+    (day_dir(tmp_path) / "part-0.parquet").write_bytes(b"PAR1 not really parquet")
+
+    with pytest.raises(SourceError, match=r"events of 2024-03-10: reading 1 files failed"):
+        read(spark, tmp_path, format="parquet")
