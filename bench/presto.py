@@ -27,6 +27,10 @@ from spark_app.presto_query import connect, endpoint_from_config, views_query
 DAY = date(2026, 11, 19)
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "presto_server.py"
 PAGE_SIZE = 10_000
+NOTE = (
+    "presto: ratio of parallel is its speed over driver mode; ratio of driver mode is the Python "
+    "driver's RSS growth of fetchall over paging (extra: python_driver_peak_mb / _growth_mb)."
+)
 
 
 def run(ctx: BenchContext) -> List[BenchRow]:
