@@ -54,19 +54,10 @@ _SHIMS = [
     "CREATE MACRO from_big_endian_64(b) AS CAST(b >> 1 AS BIGINT)",
 ]
 
-_TYPES = {  # DuckDB type -> Presto type
-    "BIGINT": "bigint",
-    "INTEGER": "integer",
-    "SMALLINT": "smallint",
-    "TINYINT": "tinyint",
-    "UBIGINT": "bigint",
-    "DOUBLE": "double",
-    "FLOAT": "real",
-    "BOOLEAN": "boolean",
-    "VARCHAR": "varchar",
-    "DATE": "date",
-    "TIMESTAMP": "timestamp",
-}
+# DuckDB type -> Presto type; anything else is reported as varchar
+_TYPES = {t: t.lower() for t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "DOUBLE", "BOOLEAN", "VARCHAR",
+                                 "DATE", "TIMESTAMP")}
+_TYPES.update({"UBIGINT": "bigint", "FLOAT": "real"})
 
 
 @dataclass
@@ -77,6 +68,7 @@ class Statement:
     sql: str
     params: Optional[str] = None
     headers: Dict[str, str] = field(default_factory=dict)
+    refusal: Optional[str] = None  # the server rejects the statement with this message
 
 
 @dataclass
@@ -199,8 +191,8 @@ class PrestoTestServer:
         stmt = self._parse(text, headers)
         self.statements.append(stmt)
         extra: Dict[str, str] = {}
-        if isinstance(stmt, _Refusal):
-            return self._error(qid, stmt.message, "SYNTAX_ERROR", 1), extra
+        if stmt.refusal:
+            return self._error(qid, stmt.refusal, "SYNTAX_ERROR", 1), extra
         prepare = re.match(r"(?is)^\s*PREPARE\s+(\w+)\s+FROM\s+(.*)$", text)
         if prepare:
             extra["X-Trino-Added-Prepare"] = f"{prepare.group(1)}={urllib.parse.quote_plus(prepare.group(2))}"
@@ -252,7 +244,7 @@ class PrestoTestServer:
         immediate = re.match(r"(?is)^\s*EXECUTE\s+IMMEDIATE\s+'((?:[^']|'')*)'\s*(?:USING\s+(.*))?$", text)
         if immediate:
             if not self.execute_immediate:
-                return _Refusal(text, "line 1:9: mismatched input 'IMMEDIATE'. Expecting: <identifier>")
+                return Statement(text, "", refusal="line 1:9: mismatched input 'IMMEDIATE'")
             return Statement(text, immediate.group(1).replace("''", "'"), immediate.group(2), headers)
         execute = re.match(r"(?is)^\s*EXECUTE\s+(\w+)\s*(?:USING\s+(.*))?$", text)
         if execute:
@@ -284,10 +276,7 @@ class PrestoTestServer:
         body = {
             "id": qid,
             "infoUri": f"{self.base_url}/ui/query.html?{qid}",
-            "stats": {"state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED",
-                      "nodes": 1, "totalSplits": 1, "queuedSplits": 0, "runningSplits": 0,
-                      "completedSplits": 1, "cpuTimeMillis": 0, "wallTimeMillis": 0,
-                      "processedRows": 0, "processedBytes": 0},
+            "stats": {"state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED"},
             "warnings": [],
         }
         if next_uri:
@@ -310,14 +299,6 @@ class PrestoTestServer:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         return ctx
-
-
-@dataclass
-class _Refusal:
-    text: str
-    message: str
-    sql: str = ""
-    params: Optional[str] = None
 
 
 def _handler(server: PrestoTestServer):
