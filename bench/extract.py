@@ -89,6 +89,7 @@ def _measure_format(spark, root: Path, fmt: str, truth) -> List[BenchRow]:
             },
         )
     ]
+    result.release()
     if fmt == "json":
         files = [f for folder in day_folders(str(root), DAY) for f in list_data_files(spark, folder)]
         _, check = timed(find_corrupt_gzip, spark, files)
@@ -102,7 +103,6 @@ def _measure_format(spark, root: Path, fmt: str, truth) -> List[BenchRow]:
                 extra={"files": len(files), "mb": round(sum(f.size for f in files) / 2**20, 1)},
             )
         )
-    result.release()
     return rows
 
 
@@ -138,7 +138,11 @@ def _start_spark():
         SparkConfig(
             master="local[2]",
             app_name="bench-extract",
-            conf={"spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"},
+            conf={
+                "spark.sql.shuffle.partitions": "2",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.driver.memory": "4g",
+            },
         )
     )
 

@@ -8,13 +8,14 @@ on the first broken file names only that one. Checking every `.gz` file in one j
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
@@ -98,9 +99,32 @@ def find_corrupt_gzip(spark, files: List[SourceFile]) -> Dict[str, str]:
         .select(F.col("path"), problem(F.col("content")).alias("problem"))
         .where(F.col("problem").isNotNull())
     )
-    found = {_canonical(row["path"]): row["problem"] for row in checked.collect()}
+    with _one_file_per_task(spark):
+        rows = checked.collect()
+    found = {_canonical(row["path"]): row["problem"] for row in rows}
     by_canonical = {_canonical(p): p for p in gz_paths}
     return {by_canonical.get(k, k): v for k, v in found.items()}
+
+
+@contextlib.contextmanager
+def _one_file_per_task(spark) -> Iterator[None]:
+    """A task holds one file's bytes at a time, not a 128 MB split's worth of small files.
+
+    The Python UDF receives rows in batches; with several files per split a batch would hold
+    all of their contents at once in the JVM and in the worker.
+    """
+    keys = {"spark.sql.files.maxPartitionBytes": "1", "spark.sql.files.openCostInBytes": "0"}
+    saved = {k: spark.conf.get(k, None) for k in keys}
+    for k, v in keys.items():
+        spark.conf.set(k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
 
 
 def _canonical(path: str) -> str:
