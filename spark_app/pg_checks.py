@@ -1,6 +1,7 @@
 """Checks on the driver around a load: does a DataFrame fit its table, and why did a load job fail.
 
-Kept apart from `pg_publish` so the run protocol reads on its own; nothing here touches PostgreSQL.
+Kept apart from `pg_publish` so the run protocol reads on its own; the only database access here
+is reading the catalog (a table's columns and primary key).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import re
 from typing import Any, List, Tuple
 
 from .errors import SinkError
-from .pg_connect import ConnectionSpec
+from .pg_connect import ConnectionSpec, qualified
 
 # PostgreSQL column type (format_type) -> Spark simpleString types that load into it losslessly.
 _COMPATIBLE = {
@@ -66,3 +67,33 @@ def spark_cause(exc: BaseException, spec: ConnectionSpec) -> str:
         return python_errors[-1][:1000]
     lines = text.strip().splitlines()
     return lines[0][:1000] if lines else type(exc).__name__
+
+
+def table_columns(conn: Any, schema: str, table: str) -> List[Tuple[str, str]]:
+    """(name, PostgreSQL type) of the table's columns in table order; [] when it does not exist."""
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = to_regclass(:t) AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ),
+        {"t": qualified(schema, table)},
+    ).all()
+    return [(str(name), str(kind)) for name, kind in rows]
+
+
+def primary_key(conn: Any, schema: str, table: str) -> List[str]:
+    """The table's primary key columns, in key order ([] without a primary key)."""
+    from sqlalchemy import text
+
+    keys = conn.execute(
+        text(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = to_regclass(:t) AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)"
+        ),
+        {"t": qualified(schema, table)},
+    ).scalars().all()
+    return [str(k) for k in keys]

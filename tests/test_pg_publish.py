@@ -180,6 +180,20 @@ def test_a_constraint_violation_at_publish_is_a_sink_error_naming_table_and_day(
     assert staging_tables(spec) == []
 
 
+def test_publish_is_all_or_nothing_across_tables(spark, spec):
+    publish_detail(spark, spec, D2, [(8, "kept", 1, True)])
+    duplicated_agg = spark.createDataFrame([(D2, 1, 2, 1, 4, 3, 0.75), (D2, 1, 2, 1, 4, 3, 0.75)], AGG)
+
+    with pytest.raises(SinkError, match="publishing public.advertiser_match_rates for day 2026-11-19 failed"):
+        with DayRun(spec, PIPELINE, D2) as run:
+            run.stage(detail(spark, D2, [(8, "replacement", 1, True)]), "product_views")
+            run.stage(duplicated_agg, "advertiser_match_rates")
+            run.publish(rows_in=1, rows_out=1, rows_rejected=0)
+
+    assert [r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D2)] == ["kept"]
+    assert staging_tables(spec) == []
+
+
 def test_rows_of_another_day_are_refused_before_publish(spark, spec):
     with pytest.raises(SinkError, match="1 row.* carry a day other than the run's 2026-11-19"):
         with DayRun(spec, PIPELINE, D2) as run:
