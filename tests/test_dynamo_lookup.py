@@ -21,6 +21,7 @@ def catalog_config(endpoint: str, table: str, **overrides) -> DynamoConfig:
         max_attempts=1,  # botocore does not retry: every retry below is the lookup's own round
         backoff_base_seconds=0.001,
         backoff_max_seconds=0.01,
+        read_timeout_seconds=60.0,  # the test machine is shared: a slow answer is not a failure here
     )
     return dataclasses.replace(base, **overrides)
 
