@@ -194,6 +194,27 @@ def test_publish_is_all_or_nothing_across_tables(spark, spec):
     assert staging_tables(spec) == []
 
 
+def test_a_failing_spark_job_is_a_sink_error_with_its_python_cause(spark, spec):
+    publish_detail(spark, spec, D2, [(8, "kept", 1, True)])
+
+    def explode(view_count):
+        raise ValueError(f"bad view count {view_count}")
+
+    broken = detail(spark, D2, [(8, "x", 1, True)]).withColumn(
+        "view_count", F.udf(explode, "bigint")("view_count")
+    )
+
+    expected = "loading public.product_views for day 2026-11-19 failed: ValueError: bad view count 1"
+    with pytest.raises(SinkError, match=expected):
+        with DayRun(spec, PIPELINE, D2) as run:
+            run.stage(broken, "product_views")
+
+    assert [r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D2)] == ["kept"]
+    (status, error) = sql(spec, "SELECT status, error FROM pipeline_runs WHERE run_id = :r", r=run.run_id)[0]
+    assert status == "failed" and "ValueError: bad view count 1" in error
+    assert staging_tables(spec) == []
+
+
 def test_rows_of_another_day_are_refused_before_publish(spark, spec):
     with pytest.raises(SinkError, match="1 row.* carry a day other than the run's 2026-11-19"):
         with DayRun(spec, PIPELINE, D2) as run:
