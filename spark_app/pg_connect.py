@@ -17,7 +17,16 @@ from .config import PostgresConfig
 from .errors import SinkError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_DEFAULT_CONNECT_TIMEOUT = 10  # seconds; an unreachable host fails fast instead of hanging a task
+# libpq settings unless the URL sets them: an unreachable host fails in seconds instead of hanging a
+# task, and TCP keepalives keep the run's lock connection alive (and detect a dead peer) while it
+# idles through a long Spark stage.
+_LIBPQ_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 5,
+}
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,9 @@ class ConnectionSpec:
         connect_args = dict(kwargs.pop("connect_args", {}))
         if self.password is not None:
             connect_args["password"] = self.password
-        if "connect_timeout" not in url.query:
-            connect_args.setdefault("connect_timeout", _DEFAULT_CONNECT_TIMEOUT)
+        for key, value in _LIBPQ_DEFAULTS.items():
+            if key not in url.query:
+                connect_args.setdefault(key, value)
         return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
 
     def describe(self) -> str:
