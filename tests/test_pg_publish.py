@@ -142,11 +142,13 @@ def test_a_second_run_of_the_same_day_is_refused_while_another_day_may_run(spark
         with pytest.raises(SinkError, match=refused):
             DayRun(spec, PIPELINE, D2).__enter__()
         with DayRun(spec, PIPELINE, D1) as other_day:
+            live = sql(spec, "SELECT status FROM pipeline_runs WHERE run_id = :r", r=first.run_id)
             other_day.fail("not publishing")
         first.fail("done")
 
     statuses = dict(sql(spec, "SELECT run_id, status FROM pipeline_runs WHERE run_id IN (:a, :b)",
                         a=first.run_id, b=other_day.run_id))
+    assert [tuple(r) for r in live] == [("running",)], "a live run of another day must not be abandoned"
     assert statuses == {first.run_id: "failed", other_day.run_id: "failed"}
 
 
