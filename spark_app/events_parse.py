@@ -112,12 +112,16 @@ def classify(strings, day: date, now: datetime, max_future_minutes: int, known_t
     """
     from pyspark.sql import functions as F
 
-    ts = parse_ts(F.col("s_ts"))
-    adv = F.col("s_advertiser_id")
-    adv_long = F.when(adv.rlike(POSITIVE_BIGINT), adv.cast("bigint"))
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     future_limit = now + timedelta(minutes=max_future_minutes)
-
+    adv = F.col("s_advertiser_id")
+    # Parsed once into columns: each later test reads the column instead of re-parsing the text.
+    typed = strings.select(
+        "*",
+        parse_ts(F.col("s_ts")).alias("ts"),
+        F.when(adv.rlike(POSITIVE_BIGINT), adv.cast("bigint")).alias("advertiser_id"),
+    )
+    ts, adv_long = F.col("ts"), F.col("advertiser_id")
     missing = F.lit(False)
     for f in FIELDS:
         missing = missing | F.col(f"s_{f}").isNull() | (F.col(f"s_{f}") == "")
@@ -129,8 +133,8 @@ def classify(strings, day: date, now: datetime, max_future_minutes: int, known_t
         .when(F.instr(F.col("s_product_id"), "\u0000") > 0, "nul_in_product_id")
         .when(ts > utc_literal(future_limit), "future_ts")
     )
-    in_day = (F.col("ts") >= utc_literal(start)) & (F.col("ts") < utc_literal(start + timedelta(days=1)))
-    typed = strings.select("*", ts.alias("ts"), adv_long.alias("advertiser_id"), reason.alias("reason"))
+    typed = typed.select("*", reason.alias("reason"))
+    in_day = (ts >= utc_literal(start)) & (ts < utc_literal(start + timedelta(days=1)))
     outcome = (
         F.when(F.col("blank"), "blank")
         .when(F.col("reason").isNotNull(), "rejected")
