@@ -100,7 +100,14 @@ def _session():
 
 
 class CatalogLookup:
-    """Answers "which of these keys does the catalog hold?" for one partition (or one program)."""
+    """Answers "does the catalog hold this key?" for one partition (or one plain program).
+
+    Keys are queued in arrival order; only full requests of 100 go out while more keys may
+    come (`add`), the remainder when an answer is needed (`flush`). `answers` streams
+    batches through with one batch of look-ahead, so a batch's last partial request is
+    filled with the next batch's keys: a partition costs ceil(distinct keys / 100) requests
+    however its rows are cut into Arrow batches.
+    """
 
     def __init__(self, cfg: DynamoConfig, counters: Any = None, client: Any = None) -> None:
         self.cfg = cfg
@@ -108,6 +115,8 @@ class CatalogLookup:
         self.client = client if client is not None else make_client(cfg, counters)
         self._pool = ThreadPoolExecutor(max_workers=max(1, cfg.threads))
         self._known: Dict[Key, bool] = {}
+        self._pending: List[Key] = []
+        self._pending_set: Set[Key] = set()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -119,15 +128,61 @@ class CatalogLookup:
         self.close()
 
     def matched(self, advertiser_ids: List[Optional[int]], product_ids: List[Optional[str]]) -> List[bool]:
-        """One flag per row; rows whose key cannot exist in the table are False without asking."""
-        rows = [_key_or_none(a, p) for a, p in zip(advertiser_ids, product_ids)]
-        new = {k for k in rows if k is not None and k not in self._known}
-        found = self.find(new) if new else set()
-        flags = [k is not None and (k in found if k in new else self._known[k]) for k in rows]
-        if len(self._known) + len(new) > CACHE_MAX_KEYS:
-            self._known.clear()
-        self._known.update((k, k in found) for k in new)
+        """One flag per row, answered now; rows whose key no item can have are False unasked."""
+        keys = row_keys(advertiser_ids, product_ids)
+        self.add(keys)
+        flags = self.flags(keys)
+        self._trim(keep=keys)
         return flags
+
+    def answers(self, batches: Iterable[Tuple[Any, List[Optional[Key]]]]) -> Iterator[Tuple[Any, List[bool]]]:
+        """(payload, flags) for each (payload, keys), in order, holding one batch back."""
+        held = None
+        for payload, keys in batches:
+            self._queue(keys)
+            self._ask_full_requests()
+            if held is not None:
+                yield held[0], self.flags(held[1])
+                self._trim(keep=keys)
+            held = (payload, keys)
+        if held is not None:
+            yield held[0], self.flags(held[1])
+
+    def add(self, keys: Iterable[Optional[Key]]) -> None:
+        """Queue the keys not answered yet and ask them all."""
+        self._queue(keys)
+        self._flush()
+
+    def flags(self, keys: List[Optional[Key]]) -> List[bool]:
+        """One flag per key; asks what is still queued when any of `keys` waits for an answer."""
+        if any(k in self._pending_set for k in keys):
+            self._flush()
+        return [k is not None and self._known[k] for k in keys]
+
+    def _queue(self, keys: Iterable[Optional[Key]]) -> None:
+        for k in keys:
+            if k is not None and k not in self._known and k not in self._pending_set:
+                self._pending.append(k)
+                self._pending_set.add(k)
+
+    def _ask_full_requests(self) -> None:
+        self._answer(len(self._pending) // BATCH_GET_LIMIT * BATCH_GET_LIMIT)
+
+    def _flush(self) -> None:
+        self._answer(len(self._pending))
+
+    def _answer(self, n: int) -> None:
+        if n <= 0:
+            return
+        asked, self._pending = self._pending[:n], self._pending[n:]
+        found = self.find(asked)
+        self._pending_set.difference_update(asked)
+        self._known.update((k, k in found) for k in asked)
+
+    def _trim(self, keep: List[Optional[Key]]) -> None:
+        """Bound the answer cache: past its cap keep only the answers `keep` still needs."""
+        if len(self._known) > CACHE_MAX_KEYS:
+            self._known = {k: self._known[k] for k in keep if k is not None and k in self._known}
 
     def find(self, keys: Iterable[Key]) -> Set[Key]:
         """The subset of `keys` the table holds; raises LookupFailed when any key stays open."""
@@ -185,6 +240,11 @@ class CatalogLookup:
     def _add(self, name: str, amount: float) -> None:
         if self.counters is not None:
             self.counters.add(name, amount)
+
+
+def row_keys(advertiser_ids: List[Optional[int]], product_ids: List[Optional[str]]) -> List[Optional[Key]]:
+    """The key of each row, None where no item can have it."""
+    return [_key_or_none(a, p) for a, p in zip(advertiser_ids, product_ids)]
 
 
 def _key_or_none(advertiser_id: Optional[int], product_id: Optional[str]) -> Optional[Key]:
@@ -263,11 +323,11 @@ def _arrow_partition(cfg: DynamoConfig, counters: Optional[LookupCounters]):
     def run(batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
+        keyed = (
+            (b, row_keys(b.column(HASH_KEY).to_pylist(), b.column(RANGE_KEY).to_pylist())) for b in batches
+        )
         with CatalogLookup(cfg, counters) as lookup:
-            for batch in batches:
-                flags = lookup.matched(
-                    batch.column(HASH_KEY).to_pylist(), batch.column(RANGE_KEY).to_pylist()
-                )
+            for batch, flags in lookup.answers(keyed):
                 yield pa.RecordBatch.from_arrays(
                     batch.columns + [pa.array(flags, type=pa.bool_())],
                     names=batch.schema.names + ["matched"],
@@ -278,10 +338,15 @@ def _arrow_partition(cfg: DynamoConfig, counters: Optional[LookupCounters]):
 
 def _pandas_partition(cfg: DynamoConfig, counters: Optional[LookupCounters]):
     def run(frames: Iterator[Any]) -> Iterator[Any]:
+        keyed = ((pdf, row_keys(*_pandas_columns(pdf))) for pdf in frames)
         with CatalogLookup(cfg, counters) as lookup:
-            for pdf in frames:
-                ids = [None if v != v else int(v) for v in pdf[HASH_KEY].tolist()]  # NaN for nulls
-                products = [p if isinstance(p, str) else None for p in pdf[RANGE_KEY].tolist()]
-                yield pdf.assign(matched=lookup.matched(ids, products))
+            for pdf, flags in lookup.answers(keyed):
+                yield pdf.assign(matched=flags)
 
     return run
+
+
+def _pandas_columns(pdf: Any) -> Tuple[List[Optional[int]], List[Optional[str]]]:
+    ids = [None if v != v else int(v) for v in pdf[HASH_KEY].tolist()]  # NaN stands for null
+    products = [p if isinstance(p, str) else None for p in pdf[RANGE_KEY].tolist()]
+    return ids, products

@@ -93,6 +93,27 @@ def test_requests_are_one_per_hundred_distinct_keys_of_each_partition(
     enriched.unpersist()
 
 
+def test_many_arrow_batches_in_a_partition_cost_no_extra_requests(
+    spark, moto_server, dynamodb, catalog_table
+):
+    rows = [(8, f"s{i % 250}") for i in range(1000)]  # 250 distinct keys, each four times
+    present = [(8, f"s{i}") for i in range(0, 250, 4)]
+    load_catalog(dynamodb, catalog_table, present)
+    df = spark.createDataFrame(rows, INPUT).coalesce(1)
+    counters = LookupCounters(spark.sparkContext)
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "90")  # 12 batches
+    try:
+        enriched = enrich_with_catalog(df, catalog_config(moto_server.endpoint_url, catalog_table), counters)
+        enriched = enriched.persist()
+        enriched.count()
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+
+    assert counters.snapshot()["requests"] == 3  # ceil(250 / 100)
+    assert_df_equality(enriched, expected(spark, rows, present), ignore_row_order=True)
+    enriched.unpersist()
+
+
 @pytest.mark.parametrize(
     "faults",
     [FaultConfig(unprocessed_share=0.5), FaultConfig(throttle_first=3)],
@@ -127,8 +148,9 @@ def test_every_request_throttled_fails_the_task_naming_table_and_keys_left(spark
     with pytest.raises(Exception) as failure:
         enrich_with_catalog(df, cfg).count()
 
+    # The full request of 100 keys goes out first and fails; the other 50 are never asked.
     assert (
-        f"LookupFailed: DynamoDB table {catalog_table}: 150 keys left unprocessed after 2 retry rounds"
+        f"LookupFailed: DynamoDB table {catalog_table}: 100 keys left unprocessed after 2 retry rounds"
         in str(failure.value)
     )
 

@@ -69,6 +69,21 @@ def test_repeated_keys_in_later_batches_are_not_asked_again(dynamodb, catalog_ta
     assert tally.snapshot()["requests"] == 1
 
 
+def test_batches_streamed_through_share_requests(dynamodb, catalog_table, endpoint):
+    present = [(4, f"k{i}") for i in range(0, 350, 5)]
+    load_catalog(dynamodb, catalog_table, present)
+    batches = [[(4, f"k{i}") for i in range(j * 70, j * 70 + 70)] for j in range(5)]  # 350 distinct keys
+    batches.append(batches[0][:10])  # already answered: asked no more
+    tally = LocalTally()
+    with CatalogLookup(catalog_config(endpoint, catalog_table), tally) as lookup:
+        answered = list(lookup.answers((n, keys) for n, keys in enumerate(batches)))
+
+    assert [n for n, _ in answered] == [0, 1, 2, 3, 4, 5]
+    assert [flags for _, flags in answered] == [[k in set(present) for k in keys] for keys in batches]
+    assert tally.snapshot()["requests"] == 4  # ceil(350 / 100), not one partial request per batch
+    assert tally.snapshot()["keys_asked"] == 350
+
+
 def test_keys_no_item_can_have_are_false_without_asking(dynamodb, catalog_table, endpoint):
     tally = LocalTally()
     with CatalogLookup(catalog_config(endpoint, catalog_table), tally) as lookup:
