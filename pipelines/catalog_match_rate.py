@@ -194,42 +194,54 @@ def compute_tables(
 
 def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict[str, Any]:
     """Run the day end to end; returns the run's stats (also stored in pipeline_runs)."""
+    from spark_app.pg_connect import connection_spec
     from spark_app.pg_publish import DayRun
     from spark_app.pg_schema import upgrade_schema
-
-    from spark_app.pg_connect import connection_spec
 
     spec = connection_spec(cfg.postgres)
     with progress.stage("migrate"):
         upgrade_schema(spec, cfg.postgres.schema)
 
-    with DayRun(spec, pipeline=NAME, day=day, schema=cfg.postgres.schema) as day_run, translate_task_errors():
-        tables = compute_tables(spark, cfg, day, progress, day_run.run_id)
-        with progress.stage("load") as st:
-            loaded = {name: day_run.stage(df, name) for name, df in tables.items()}
-            st.rows = sum(r.rows_loaded for r in loaded.values())
-            rejected_at_load = sum(r.rows_rejected for r in loaded.values())
-            progress.add_counts({"rejected_at_load": rejected_at_load})
-        with progress.stage("quality") as st:
-            gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
-            st.detail["warnings"] = len(gate.warnings)
-            st.detail["errors"] = len(gate.errors)
-            if gate.errors:
-                raise QualityGateFailed(_describe_failures(day, gate.errors))
-        with progress.stage("publish") as st:
-            counts = progress.counts
-            rows_out = loaded[DETAIL_TABLE].rows_loaded
-            rejected = counts.get("rejected", 0) + rejected_at_load
-            day_run.publish(
-                rows_in=counts.get("lines_read", counts.get("presto_rows", 0)),
-                rows_out=rows_out,
-                rows_rejected=rejected,
-                stats=progress.as_stats(),
-            )
-            st.rows = rows_out
+    day_run = DayRun(
+        spec, pipeline=NAME, day=day, schema=cfg.postgres.schema, copy_batch_rows=cfg.postgres.copy_batch_rows
+    )
+    with day_run:
+        try:
+            with translate_task_errors():
+                tables = compute_tables(spark, cfg, day, progress, day_run.run_id)
+                _load_check_publish(spark, cfg, day, progress, day_run, tables, spec)
+        except Exception as exc:
+            day_run.fail(exc, progress.as_stats())
+            raise
+        day_run.record_stats(progress.as_stats())
     for table in tables.values():
         table.unpersist()
     return progress.as_stats()
+
+
+def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_run, tables, spec) -> None:
+    """Stage both tables, gate on quality, then publish the day in one transaction."""
+    with progress.stage("load") as st:
+        loaded = {name: day_run.stage(df, name) for name, df in tables.items()}
+        st.rows = sum(r.rows_loaded for r in loaded.values())
+        rejected_at_load = sum(r.rows_rejected for r in loaded.values())
+        progress.add_counts({"rejected_at_load": rejected_at_load})
+    with progress.stage("quality") as st:
+        gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
+        st.detail["warnings"] = len(gate.warnings)
+        st.detail["errors"] = len(gate.errors)
+        if gate.errors:
+            raise QualityGateFailed(_describe_failures(day, gate.errors))
+    with progress.stage("publish") as st:
+        counts = progress.counts
+        rows_out = loaded[DETAIL_TABLE].rows_loaded
+        day_run.publish(
+            rows_in=counts.get("lines_read", counts.get("presto_rows", 0)),
+            rows_out=rows_out,
+            rows_rejected=counts.get("rejected", 0) + rejected_at_load,
+            stats=progress.as_stats(),
+        )
+        st.rows = rows_out
 
 
 def check_quality(
@@ -241,9 +253,8 @@ def check_quality(
     spec: Optional[Any] = None,
 ):
     """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
-    from spark_app.quality import run_gate
-
     from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
+    from spark_app.quality import run_gate
 
     gate = run_gate(
         spark,

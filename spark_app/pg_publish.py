@@ -172,6 +172,20 @@ class DayRun:
         self.state = "succeeded"
         log.info("published %s (run %s)", self._what(), self.run_id)
 
+    def record_stats(self, stats: Dict[str, Any]) -> None:
+        """Replace the run's stats after publish (the publish stage's own time is known only then)."""
+        from sqlalchemy import text
+
+        if self.state != "succeeded":
+            raise SinkError(f"{self._what()}: record_stats() comes after publish(), state is {self.state}")
+        payload = dict(stats)
+        payload.setdefault("sink", {t: r.__dict__ for t, r in self._results.items()})
+        self._conn.execute(
+            text(f"UPDATE {self._runs} SET stats = CAST(:st AS jsonb) WHERE run_id = :r"),
+            {"st": json.dumps(payload, default=str), "r": self.run_id},
+        )
+        self._conn.commit()
+
     # ------------------------------------------------------------------ internals: connection and lock
 
     @property
