@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from bench.common import SIZES, BenchContext, BenchRow, format_table
 
 STAGES = ("enrich", "load", "extract", "presto", "quality", "end_to_end")
+TIMEOUTS = {"end_to_end": 1200.0}  # three whole jobs; the other modules get DEFAULT_TIMEOUT
+DEFAULT_TIMEOUT = 480.0
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".bench" / "latest.json"
 
@@ -40,7 +43,7 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--size", choices=sorted(SIZES), default="default")
     p.add_argument("--only", help="comma-separated stages (default: all of " + ", ".join(STAGES) + ")")
-    p.add_argument("--timeout", type=float, default=480.0, help="seconds per stage module")
+    p.add_argument("--timeout", type=float, help="seconds per stage module (default: 480, end_to_end 1200)")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one module, write its rows
     p.add_argument("--work-dir", help=argparse.SUPPRESS)
@@ -114,12 +117,18 @@ def run_in_child(stage: str, args, work: Path, pg, moto) -> Tuple[List[BenchRow]
     cmd = [sys.executable, "-m", "bench", "--child", stage, "--size", args.size, "--work-dir", str(stage_dir)]
     cmd += ["--pg", f"{pg.data_dir}:{pg.port}:{pg.database}", "--moto-port", str(moto.port)]
     cmd += ["--rows-out", str(rows_out)]
+    timeout = args.timeout or TIMEOUTS.get(stage, DEFAULT_TIMEOUT)
     start = time.perf_counter()
+    # its own process group, so a timeout (or Ctrl-C) also ends the JVM and any job it started
+    proc = subprocess.Popen(cmd, cwd=str(ROOT), stdout=sys.stderr, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=str(ROOT), timeout=args.timeout, stdout=sys.stderr)
-        code = proc.returncode
+        code = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return [_failed(stage, time.perf_counter() - start, f"timed out after {args.timeout:.0f} s")], None
+        _kill_group(proc)
+        return [_failed(stage, time.perf_counter() - start, f"timed out after {timeout:.0f} s")], None
+    except KeyboardInterrupt:
+        _kill_group(proc)
+        raise
     seconds = time.perf_counter() - start
     result = json.loads(rows_out.read_text()) if rows_out.exists() else {}
     if code != 0 or "error" in result:
@@ -128,6 +137,12 @@ def run_in_child(stage: str, args, work: Path, pg, moto) -> Tuple[List[BenchRow]
     if not rows:
         return [], f"{stage}: skipped: {result.get('note') or 'the module reported no rows'}"
     return rows, result.get("note")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _failed(stage: str, seconds: float, error: str) -> BenchRow:

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 19)
 SIZES = (1_000_000, 2_000_000, 4_000_000)
 TABLE = "bench_e2e_catalog"
+STAGE_ORDER = ("migrate", "extract", "enrich", "aggregate", "load", "quality", "publish")
 NOTE: Optional[str] = None  # set when the module skips
 
 
@@ -126,7 +127,10 @@ def _read_run(url: str):
 
 def _stages(result: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     stages = result["stats"].get("stages") if isinstance(result["stats"], dict) else None
-    return {k: v for k, v in (stages or {}).items() if isinstance(v, dict) and "seconds" in v}
+    found = {k: v for k, v in (stages or {}).items() if isinstance(v, dict) and "seconds" in v}
+    # jsonb keeps no key order: show the stages in the order the job runs them
+    order = {name: i for i, name in enumerate(STAGE_ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
 def _job_seconds(result: Dict[str, Any]) -> float:
