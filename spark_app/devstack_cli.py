@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -32,7 +33,7 @@ from typing import Dict, List, Optional, Sequence
 from .config import Config, LocalServicesConfig, SampleConfig, load_config, resolve_path
 from .devstack import LocalPostgres, fake_aws_credentials, port_open
 from .errors import ConfigError, PipelineError
-from .sample_data import SampleSpec, describe_day, load_catalog, read_spec, write_day
+from .sample_data import SampleSpec, catalog_keys, describe_day, load_catalog, read_spec, write_day
 
 PIPELINE = "catalog_match_rate"
 
@@ -79,13 +80,7 @@ class Stack:
 
 
 def sample_spec(sample: SampleConfig) -> SampleSpec:
-    return SampleSpec(
-        events=sample.events,
-        advertisers=sample.advertisers,
-        products_per_advertiser=sample.products_per_advertiser,
-        catalog_share=sample.catalog_share,
-        seed=sample.seed,
-    )
+    return SampleSpec(**dataclasses.asdict(sample))  # the same names; the rest keeps its defaults
 
 
 # --------------------------------------------------------------------------- up / down
@@ -135,8 +130,6 @@ def _load_catalog(stack: Stack, spec: SampleSpec):
     d = stack.cfg.dynamodb
     client = boto3.client("dynamodb", endpoint_url=d.endpoint_url, region_name=d.region)
     start = time.perf_counter()
-    from .sample_data import catalog_keys
-
     loaded = load_catalog(client, d.table, catalog_keys(spec))
     return loaded, time.perf_counter() - start
 
@@ -255,7 +248,7 @@ def run(stack: Stack, day: date, say=print) -> int:
         cmd.append(str(stack.conf_path))
         say(f"\n== running: {' '.join(cmd[1:])}\n")
         sys.stdout.flush()
-        code = subprocess.call(cmd, env=_job_env())
+        code = subprocess.call(cmd)
         say(f"\n== job exit code {code}{'' if code == 0 else ' (FAILED: see the messages above)'}")
         print_report(stack, day, say)
     finally:
@@ -265,13 +258,6 @@ def run(stack: Stack, day: date, say=print) -> int:
         if not all(started.values()):
             say("services that were already running are left running (make stop stops them)")
     return code
-
-
-def _job_env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    env.setdefault("PYSPARK_PYTHON", sys.executable)
-    return env
 
 
 def expected_rates(stack: Stack, day: date) -> Optional[Dict[int, Dict[str, float]]]:
