@@ -1,14 +1,15 @@
 """Enrich rows with `matched`: does the DynamoDB catalog hold (advertiser_id, product_id)?
 
 The lookup runs on the executors, inside `mapInArrow`: per partition one boto3 client and one
-thread pool; per Arrow batch the batch's keys are de-duplicated (and keys already answered
-earlier in the partition skipped), asked with BatchGetItem, 100 keys per request, several
-requests in flight, projecting the key attributes only. Keys DynamoDB leaves unprocessed
+thread pool; the partition's keys are de-duplicated (keys answered earlier in the partition are
+not asked again) and asked with BatchGetItem, 100 keys per request, several requests in flight,
+projecting the key attributes only. One Arrow batch is held back so requests stay full across
+batch boundaries. Keys DynamoDB leaves unprocessed
 and throttled requests are asked again in rounds, merged into full requests, with
 exponential backoff and full jitter. Keys still open after the last round fail the task
 with `LookupFailed`: a key is never reported "not matched" because it was not answered.
 
-Memory is bounded by the Arrow batch (`spark.sql.execution.arrow.maxRecordsPerBatch`) plus
+Memory is bounded by two Arrow batches (`spark.sql.execution.arrow.maxRecordsPerBatch`) plus
 a capped cache of answered keys, never by the partition.
 """
 
@@ -40,11 +41,12 @@ __all__ = [
     "CatalogLookup",
     "enrich_with_catalog",
     "make_client",
+    "row_keys",
 ]
 
 BATCH_GET_LIMIT = 100  # keys per BatchGetItem request (DynamoDB's limit)
 MAX_KEY_BYTES = 1024  # a sort key longer than this (UTF-8) cannot be stored, so is never matched
-CACHE_MAX_KEYS = 200_000  # answered keys remembered per partition (about 30 MB at most)
+CACHE_MAX_KEYS = 200_000  # answered keys remembered per partition (some 50 MB at most)
 HASH_KEY = "advertiser_id"
 RANGE_KEY = "product_id"
 
@@ -102,8 +104,8 @@ def _session():
 class CatalogLookup:
     """Answers "does the catalog hold this key?" for one partition (or one plain program).
 
-    Keys are queued in arrival order; only full requests of 100 go out while more keys may
-    come (`add`), the remainder when an answer is needed (`flush`). `answers` streams
+    Keys are queued in arrival order; while more batches may come only full requests of 100
+    go out, the remainder when a batch's answer is needed. `answers` streams
     batches through with one batch of look-ahead, so a batch's last partial request is
     filled with the next batch's keys: a partition costs ceil(distinct keys / 100) requests
     however its rows are cut into Arrow batches.
