@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 
 import pytest
@@ -47,10 +49,13 @@ def moto_server():
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    server = LocalPostgres(tmp_path_factory.mktemp("pg"), free_port(), database="postgres").start()
+def pg_server():
+    # Not under pytest's basetemp: a concurrent pytest run may prune old basetemps.
+    data_dir = tempfile.mkdtemp(prefix="catalog-test-pg-")
+    server = LocalPostgres(data_dir, free_port(), database="postgres").start()
     yield server
     server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -100,17 +100,35 @@ EXPECTED_RATES = [
 ]
 
 
-@pytest.fixture()
-def job(tmp_path, pg_url, moto_server, dynamodb, catalog_table):
+@pytest.fixture(scope="module")
+def job(tmp_path_factory, pg_url, moto_server):
+    """A hand-made day on disk, its catalog in DynamoDB, and a config pointing at both."""
+    import boto3
+
+    tmp_path = tmp_path_factory.mktemp("e2e")
     events = tmp_path / "events"
     (events / f"dt={DAY}").mkdir(parents=True)
     (events / f"dt={DAY}" / "part-00000.json").write_text("\n".join(DAY_LINES) + "\n", encoding="utf-8")
     (events / "dt=2026-11-20").mkdir()
     with gzip.open(events / "dt=2026-11-20" / "part-00000.json.gz", "wt", encoding="utf-8") as f:
         f.write("\n".join(LATE_LINES) + "\n")
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    table = "e2e_catalog"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
+            {"AttributeName": "product_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "advertiser_id", "AttributeType": "N"},
+            {"AttributeName": "product_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
     for adv, product in CATALOG:
         dynamodb.put_item(
-            TableName=catalog_table, Item={"advertiser_id": {"N": str(adv)}, "product_id": {"S": product}}
+            TableName=table, Item={"advertiser_id": {"N": str(adv)}, "product_id": {"S": product}}
         )
     conf = {
         "spark": {"master": "local[2]", "conf": {"spark.sql.shuffle.partitions": "2"}},
@@ -119,12 +137,16 @@ def job(tmp_path, pg_url, moto_server, dynamodb, catalog_table):
             "quarantine_path": str(tmp_path / "quarantine"),
             "max_bad_share": 0.5,
         },
-        "dynamodb": {"table": catalog_table, "region": "us-east-1", "endpoint_url": moto_server.endpoint_url},
+        "dynamodb": {"table": table, "region": "us-east-1", "endpoint_url": moto_server.endpoint_url},
         "postgres": {"url": pg_url},
     }
-    conf_path = tmp_path / "job.yaml"
-    conf_path.write_text(yaml.safe_dump(conf))
-    return conf_path, tmp_path
+    yield write_conf(tmp_path / "job.yaml", conf), tmp_path, conf
+    dynamodb.delete_table(TableName=table)
+
+
+def write_conf(path, conf):
+    path.write_text(yaml.safe_dump(conf))
+    return path
 
 
 def run_job(conf_path, *extra, day=DAY):
@@ -164,7 +186,7 @@ def tables(pg_url):
 
 
 def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_url):
-    conf_path, tmp_path = job
+    conf_path, tmp_path, _ = job
     first = run_job(conf_path)
     assert first.returncode == 0, first.stderr[-4000:]
 
@@ -182,7 +204,15 @@ def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_u
     assert counts["duplicate_events"] == 2
     assert counts["other_event_types"] == 1
     assert counts["product_view_events"] == 7
-    assert set(runs[0][4]["stages"]) >= {"extract", "enrich", "aggregate", "load", "quality", "publish"}
+    assert set(runs[0][4]["stages"]) == {
+        "migrate",
+        "extract",
+        "enrich",
+        "aggregate",
+        "load",
+        "quality",
+        "publish",
+    }
     assert "lines_read" in first.stdout and "slowest" in first.stdout
 
     quarantined = [
@@ -199,3 +229,44 @@ def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_u
     assert tables(pg_url) == (detail, rates)
     statuses = fetch(pg_url, "SELECT status FROM pipeline_runs ORDER BY started_at")
     assert statuses == [("succeeded",), ("succeeded",)]
+
+
+def test_an_error_level_check_that_fails_publishes_nothing(job, pg_url):
+    conf_path, tmp_path, conf = job
+    before = tables(pg_url)
+    strict = {**conf, "quality": {"checks": {"product_views": [{"check": "hasSize", "min": 1000}]}}}
+    result = run_job(write_conf(tmp_path / "strict.yaml", strict))
+    assert result.returncode == 4, result.stderr[-3000:]
+    assert "hasSize" in result.stderr
+    assert tables(pg_url) == before
+    status, error = fetch(pg_url, "SELECT status, error FROM pipeline_runs ORDER BY started_at DESC LIMIT 1")[
+        0
+    ]
+    assert status == "failed"
+    assert "hasSize" in error and "5" in error
+
+
+def test_a_catalog_that_throttles_every_request_fails_the_day_and_changes_no_table(job, pg_url):
+    conf_path, tmp_path, conf = job
+    before = tables(pg_url)
+    dynamodb = {
+        **conf["dynamodb"],
+        "faults": {"throttle_all": True},
+        "max_unprocessed_retries": 2,
+        "backoff_base_seconds": 0.001,
+        "max_attempts": 1,
+    }
+    result = run_job(write_conf(tmp_path / "throttled.yaml", {**conf, "dynamodb": dynamodb}))
+    assert result.returncode == 6, result.stderr[-3000:]
+    assert "LookupFailed" in result.stderr and conf["dynamodb"]["table"] in result.stderr
+    assert tables(pg_url) == before
+    assert fetch(pg_url, "SELECT status FROM pipeline_runs ORDER BY started_at DESC LIMIT 1") == [("failed",)]
+
+
+def test_a_day_whose_folder_is_missing_is_not_ready_rather_than_empty(job, pg_url):
+    conf_path, _, _ = job
+    before = tables(pg_url)
+    result = run_job(conf_path, day="2026-11-25")
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "dt=2026-11-25" in result.stderr
+    assert tables(pg_url) == before

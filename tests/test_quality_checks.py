@@ -156,18 +156,17 @@ def test_format_lists_failures_first_with_values(spark, df):
         ({"check": "isUnique", "column": "k", "columns": ["s"]}, "either column or columns"),
     ],
 )
-def test_validate_checks_names_the_key(check, error):
-    cfg = config_from_mapping(
-        {
-            "dynamodb": {"table": "c", "region": "us-east-1"},
-            "postgres": {"url": "postgresql://etl@h/db"},
-            "events": {"path": "/tmp/e"},
-            "quality": {"checks": {"t": [check]}},
-        },
-        source="job.yaml",
-    )
+def test_loading_a_config_with_a_bad_check_names_the_key(check, error):
     with pytest.raises(ConfigError) as exc:
-        validate_checks(cfg.quality, "job.yaml")
+        config_from_mapping(
+            {
+                "dynamodb": {"table": "c", "region": "us-east-1"},
+                "postgres": {"url": "postgresql://etl@h/db"},
+                "events": {"path": "/tmp/e"},
+                "quality": {"checks": {"t": [check]}},
+            },
+            source="job.yaml",
+        )
     assert str(exc.value).startswith("job.yaml: ")
     assert error in str(exc.value)
 
