@@ -26,7 +26,13 @@ from typing import List, Optional, Tuple
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from spark_app.config import DynamoConfig, SparkConfig
-from spark_app.dynamo import CatalogLookup, LocalTally, LookupCounters, enrich_with_catalog
+from spark_app.dynamo import (
+    CatalogLookup,
+    LocalTally,
+    LookupCounters,
+    create_catalog_table,
+    enrich_with_catalog,
+)
 
 ROWS = 200_000
 KEYS = 50_000
@@ -232,18 +238,7 @@ def _load_catalog(endpoint: str, table: str, keys: List[Key]) -> int:
     import boto3
 
     client = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
-    client.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
-            {"AttributeName": "product_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "advertiser_id", "AttributeType": "N"},
-            {"AttributeName": "product_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_catalog_table(client, table)
     rng = random.Random(3)
     chosen = [k for k in keys if rng.random() < CATALOG_SHARE]
     table_res = boto3.resource("dynamodb", endpoint_url=endpoint, region_name="us-east-1").Table(table)

@@ -352,3 +352,29 @@ def _pandas_columns(pdf: Any) -> Tuple[List[Optional[int]], List[Optional[str]]]
     ids = [None if v != v else int(v) for v in pdf[HASH_KEY].tolist()]  # NaN stands for null
     products = [p if isinstance(p, str) else None for p in pdf[RANGE_KEY].tolist()]
     return ids, products
+
+
+def create_catalog_table(client, table: str) -> None:
+    """Create the catalog table in the shape the lookup expects, unless it exists.
+
+    Partition key `advertiser_id` (number), sort key `product_id` (string), on-demand
+    capacity. For local stacks, tests and benchmarks; production tables are managed apart.
+    """
+    try:
+        client.describe_table(TableName=table)
+        return
+    except client.exceptions.ResourceNotFoundException:
+        pass
+    client.create_table(
+        TableName=table,
+        KeySchema=[
+            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
+            {"AttributeName": "product_id", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "advertiser_id", "AttributeType": "N"},
+            {"AttributeName": "product_id", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})

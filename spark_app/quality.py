@@ -93,14 +93,10 @@ def format_results(results: List[ConstraintResult]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-@dataclass
-class QualityReport:
-    table: str
-    engine: str  # native | deequ
-    results: List[ConstraintResult] = field(default_factory=list)
-    metrics: List[Metric] = field(default_factory=list)
-    spark_jobs: Optional[int] = None  # Spark jobs the metrics took (native engine)
-    seconds: float = 0.0
+class _Verdict:
+    """Errors, warnings and the verdict over `self.results`."""
+
+    results: List[ConstraintResult]
 
     @property
     def errors(self) -> List[ConstraintResult]:
@@ -113,6 +109,16 @@ class QualityReport:
     @property
     def passed(self) -> bool:
         return not self.errors
+
+
+@dataclass
+class QualityReport(_Verdict):
+    table: str
+    engine: str  # native | deequ
+    results: List[ConstraintResult] = field(default_factory=list)
+    metrics: List[Metric] = field(default_factory=list)
+    spark_jobs: Optional[int] = None  # Spark jobs the metrics took (native engine)
+    seconds: float = 0.0
 
     def metric(self, name: str, instance: str = "*") -> Optional[float]:
         """The value of one metric, e.g. `report.metric("Completeness", "day")`."""
@@ -234,7 +240,7 @@ def _unique(table: str, specs: List[MetricSpec]) -> List[MetricSpec]:
 
 
 @dataclass
-class GateResult:
+class GateResult(_Verdict):
     reports: Dict[str, QualityReport] = field(default_factory=dict)
     anomalies: List[ConstraintResult] = field(default_factory=list)
 
@@ -245,18 +251,6 @@ class GateResult:
     @property
     def metrics(self) -> List[Metric]:
         return [m for rep in self.reports.values() for m in rep.metrics]
-
-    @property
-    def errors(self) -> List[ConstraintResult]:
-        return [r for r in self.results if r.status == FAILURE and r.level == "Error"]
-
-    @property
-    def warnings(self) -> List[ConstraintResult]:
-        return [r for r in self.results if r.status == FAILURE and r.level == "Warning"]
-
-    @property
-    def passed(self) -> bool:
-        return not self.errors
 
     def format(self) -> str:
         parts = [rep.format() for rep in self.reports.values()]

@@ -422,24 +422,9 @@ def load_catalog(dynamodb_client, table: str, keys: List[Key], threads: int = 8)
 
 
 def _ensure_catalog_table(client, table: str) -> None:
-    try:
-        client.describe_table(TableName=table)
-        return
-    except client.exceptions.ResourceNotFoundException:
-        pass
-    client.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
-            {"AttributeName": "product_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "advertiser_id", "AttributeType": "N"},
-            {"AttributeName": "product_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    from .dynamo import create_catalog_table
+
+    create_catalog_table(client, table)
 
 
 def _put_batch(client, table: str, batch: List[Key], max_rounds: int = 10) -> None:

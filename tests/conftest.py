@@ -17,6 +17,7 @@ import pytest
 
 from spark_app.config import SparkConfig
 from spark_app.devstack import LocalMoto, LocalPostgres, fake_aws_credentials, free_port
+from spark_app.dynamo import create_catalog_table
 from spark_app.session import build_session, prepare_local_environment
 
 prepare_local_environment()
@@ -80,18 +81,7 @@ def dynamodb(moto_server):
 def catalog_table(dynamodb):
     """An empty catalog table (advertiser_id N, product_id S), deleted afterwards."""
     name = f"catalog_{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
-            {"AttributeName": "product_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "advertiser_id", "AttributeType": "N"},
-            {"AttributeName": "product_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_catalog_table(dynamodb, name)
     yield name
     dynamodb.delete_table(TableName=name)
 

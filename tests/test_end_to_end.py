@@ -105,6 +105,8 @@ def job(tmp_path_factory, pg_url, moto_server):
     """A hand-made day on disk, its catalog in DynamoDB, and a config pointing at both."""
     import boto3
 
+    from spark_app.dynamo import create_catalog_table
+
     tmp_path = tmp_path_factory.mktemp("e2e")
     events = tmp_path / "events"
     (events / f"dt={DAY}").mkdir(parents=True)
@@ -114,18 +116,7 @@ def job(tmp_path_factory, pg_url, moto_server):
         f.write("\n".join(LATE_LINES) + "\n")
     dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     table = "e2e_catalog"
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[
-            {"AttributeName": "advertiser_id", "KeyType": "HASH"},
-            {"AttributeName": "product_id", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "advertiser_id", "AttributeType": "N"},
-            {"AttributeName": "product_id", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_catalog_table(dynamodb, table)
     for adv, product in CATALOG:
         dynamodb.put_item(
             TableName=table, Item={"advertiser_id": {"N": str(adv)}, "product_id": {"S": product}}
