@@ -166,9 +166,8 @@ def _guarded(action) -> int:
 
 
 def _db_upgrade(cfg: Config) -> int:
-    from spark_app.pg_schema import upgrade_schema
-
     from spark_app.pg_connect import connection_spec
+    from spark_app.pg_schema import upgrade_schema
 
     upgrade_schema(connection_spec(cfg.postgres), cfg.postgres.schema)
     log.info("schema is up to date")
