@@ -63,17 +63,18 @@ def list_data_files(spark, folder: str) -> List[SourceFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def gzip_problem(content: Optional[bytes]) -> Optional[str]:
-    """Why a gzip file cannot be read to its end (None when it can).
+def gzip_problem(content) -> Optional[str]:
+    """Why a gzip stream cannot be read to its end (None when it can).
 
-    Decompresses in chunks, so memory stays at one chunk beyond the compressed bytes; reading
-    to the end makes Python verify each member's CRC and length, which is what catches a
-    truncated upload or a file that is not gzip at all.
+    `content` is the file's bytes or a binary file object. Decompression goes chunk by chunk,
+    so memory stays at one chunk; reading to the end makes Python verify each member's CRC
+    and length, which is what catches a truncated upload or a file that is not gzip at all.
     """
     if content is None:
         return "no content"
+    fileobj = io.BytesIO(content) if isinstance(content, (bytes, bytearray)) else content
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(content)) as stream:
+        with gzip.GzipFile(fileobj=fileobj) as stream:
             while stream.read(_READ_CHUNK):
                 pass
     except (OSError, EOFError, zlib.error) as exc:
@@ -84,52 +85,49 @@ def gzip_problem(content: Optional[bytes]) -> Optional[str]:
 def find_corrupt_gzip(spark, files: List[SourceFile]) -> Dict[str, str]:
     """{path: problem} for the `.gz` files among `files` that cannot be decompressed to the end.
 
-    One Spark job: the binaryFile source hands each file's bytes to a Python UDF on the
-    executors, and only the names and problems of the broken files come back to the driver.
+    One Spark job, one file per task: each task streams its file itself (the local filesystem,
+    or S3 through boto3) and decompresses it chunk by chunk, so no file's bytes pass through
+    the JVM and a task's memory is one chunk however large the file. Only the names and
+    problems of the broken files come back to the driver.
     """
     gz_paths = [f.path for f in files if f.gzipped]
     if not gz_paths:
         return {}
-    from pyspark.sql import functions as F
+    checked = spark.sparkContext.parallelize(gz_paths, len(gz_paths)).map(check_gzip_file)
+    return {path: problem for path, problem in checked.collect() if problem is not None}
 
-    problem = F.udf(gzip_problem, "string")
-    checked = (
-        spark.read.format("binaryFile")
-        .load(gz_paths)
-        .select(F.col("path"), problem(F.col("content")).alias("problem"))
-        .where(F.col("problem").isNotNull())
-    )
-    with _one_file_per_task(spark):
-        rows = checked.collect()
-    found = {_canonical(row["path"]): row["problem"] for row in rows}
-    by_canonical = {_canonical(p): p for p in gz_paths}
-    return {by_canonical.get(k, k): v for k, v in found.items()}
+
+def check_gzip_file(path: str):
+    """(path, problem or None); runs on an executor."""
+    try:
+        with open_source(path) as stream:
+            return path, gzip_problem(stream)
+    except FileNotFoundError:
+        return path, "file vanished after listing"
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is what this check reports
+        return path, f"cannot open: {type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
-def _one_file_per_task(spark) -> Iterator[None]:
-    """A task holds one file's bytes at a time, not a 128 MB split's worth of small files.
+def open_source(path: str) -> Iterator:
+    """A binary stream of a listed file: `file:` paths directly, `s3://` through boto3."""
+    if path.startswith(("s3://", "s3a://", "s3n://")):
+        import boto3
 
-    The Python UDF receives rows in batches; with several files per split a batch would hold
-    all of their contents at once in the JVM and in the worker.
-    """
-    keys = {"spark.sql.files.maxPartitionBytes": "1", "spark.sql.files.openCostInBytes": "0"}
-    saved = {k: spark.conf.get(k, None) for k in keys}
-    for k, v in keys.items():
-        spark.conf.set(k, v)
+        bucket, _, key = path.split("://", 1)[1].partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=unquote(key))["Body"]
+        try:
+            yield body
+        finally:
+            body.close()
+        return
+    local = path[len("file:") :] if path.startswith("file:") else path
+    local = "/" + local.lstrip("/") if path.startswith("file:") else local
     try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                spark.conf.unset(k)
-            else:
-                spark.conf.set(k, v)
+        stream = open(local, "rb")
+    except FileNotFoundError:
+        stream = open(unquote(local), "rb")
+    with stream:
+        yield stream
 
 
-def _canonical(path: str) -> str:
-    """`file:///x`, `file:/x` and a %-encoded form name the same file; compare them alike."""
-    path = unquote(path)
-    if path.startswith("file:"):
-        return "file:/" + path[len("file:") :].lstrip("/")
-    return path

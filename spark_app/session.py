@@ -26,6 +26,9 @@ LOCAL_CONF: Dict[str, str] = {
     "spark.sql.shuffle.partitions": "4",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
+    # Locally every task runs inside the driver JVM: die on OutOfMemoryError instead of
+    # hanging with a dead task thread. (Cluster runs keep EMR's own JVM options.)
+    "spark.driver.extraJavaOptions": "-XX:+ExitOnOutOfMemoryError",
 }
 
 

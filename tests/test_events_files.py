@@ -179,3 +179,24 @@ def test_an_unreadable_parquet_file_is_a_source_error_naming_the_day(spark, tmp_
 
     with pytest.raises(SourceError, match=r"events of 2024-03-10: reading 1 files failed"):
         read(spark, tmp_path, format="parquet")
+
+
+def test_the_gzip_check_streams_objects_from_s3_and_names_the_broken_one(moto_server, monkeypatch):
+    import boto3
+
+    from spark_app.events_files import check_gzip_file
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint_url)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="gz-check")
+    whole = gz(lines_of(50))
+    s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/good.json.gz", Body=whole)
+    s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/cut.json.gz", Body=whole[: len(whole) // 2])
+
+    good = check_gzip_file("s3://gz-check/events/dt=2026-11-19/good.json.gz")
+    cut = check_gzip_file("s3://gz-check/events/dt=2026-11-19/cut.json.gz")
+    gone = check_gzip_file("s3://gz-check/events/dt=2026-11-19/missing.json.gz")
+
+    assert good == ("s3://gz-check/events/dt=2026-11-19/good.json.gz", None)
+    assert "EOFError" in cut[1]
+    assert "NoSuchKey" in gone[1]
