@@ -261,3 +261,60 @@ def test_a_day_whose_folder_is_missing_is_not_ready_rather_than_empty(job, pg_ur
     assert result.returncode == 3, result.stderr[-3000:]
     assert "dt=2026-11-25" in result.stderr
     assert tables(pg_url) == before
+
+
+# The same day as Presto's events table holds it: valid events only, ts in UTC, by dt folder.
+PRESTO_EVENTS = [
+    ("e1", "product_view", "2026-11-19 08:00:00", 1, "sku-1", "2026-11-19"),
+    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-19"),
+    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-19"),
+    ("e3", "product_view", "2026-11-19 08:00:00", 1, "sku-2", "2026-11-19"),
+    ("e4", "add_to_cart", "2026-11-19 10:00:00", 1, "sku-1", "2026-11-19"),
+    ("e5", "product_view", "2026-11-19 23:59:59", 2, "sku-9", "2026-11-19"),
+    ("e6", "product_view", "2026-11-19 11:00:00", 2, WEIRD, "2026-11-19"),
+    ("e7", "product_view", "2026-11-18 23:00:00", 1, "sku-1", "2026-11-19"),
+    ("e8", "product_view", "2026-11-18 20:00:00", 2, "sku-10", "2026-11-19"),
+    ("e10", "product_view", "2026-11-19 22:00:00", 1, "sku-2", "2026-11-20"),
+    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-20"),
+    ("e11", "product_view", "2026-11-20 03:00:00", 2, "sku-9", "2026-11-20"),
+    ("e12", "product_view", "2026-11-19 17:00:00", 2, "é-produit", "2026-11-20"),
+]
+
+
+@pytest.mark.parametrize("mode", ["driver", "parallel"])
+def test_the_day_from_presto_lands_the_same_tables(job, pg_url, mode):
+    from presto_server import PrestoTestServer
+
+    conf_path, tmp_path, conf = job
+    names = ["event_id", "event_type", "ts", "advertiser_id", "product_id", "dt"]
+    events_file = tmp_path / f"presto-events-{mode}.jsonl"
+    events_file.write_text(
+        "".join(json.dumps(dict(zip(names, e)), ensure_ascii=False) + "\n" for e in PRESTO_EVENTS),
+        encoding="utf-8",
+    )
+    server = PrestoTestServer(page_size=2).start()
+    try:
+        server.load_json_lines(str(events_file))
+        presto = {
+            "host": "127.0.0.1",
+            "port": server.port,
+            "http_scheme": "http",
+            "mode": mode,
+            "buckets": 3,
+            "staging_dir": str(tmp_path / f"presto-staging-{mode}"),
+        }
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM product_views; DELETE FROM advertiser_match_rates")
+        result = run_job(
+            write_conf(tmp_path / f"presto-{mode}.yaml", {**conf, "source": "presto", "presto": presto})
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    detail, rates = tables(pg_url)
+    assert detail == sorted(EXPECTED_DETAIL, key=lambda r: (r[1], r[2]))
+    assert [r[:6] for r in rates] == [r[:6] for r in EXPECTED_RATES]
+    stats = fetch(pg_url, "SELECT stats FROM pipeline_runs ORDER BY started_at DESC LIMIT 1")[0][0]
+    assert stats["counts"]["presto_rows"] == 5
+    assert stats["counts"]["product_view_events"] == 7
