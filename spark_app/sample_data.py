@@ -414,17 +414,13 @@ def _day_dir(root: Path, day: date) -> Path:
 
 def load_catalog(dynamodb_client, table: str, keys: List[Key], threads: int = 8) -> int:
     """Create the catalog table if missing and put every key (BatchWriteItem, 25 per request)."""
-    _ensure_catalog_table(dynamodb_client, table)
+    from .dynamo import create_catalog_table
+
+    create_catalog_table(dynamodb_client, table)
     batches = [keys[i : i + 25] for i in range(0, len(keys), 25)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         list(pool.map(lambda b: _put_batch(dynamodb_client, table, b), batches))
     return len(keys)
-
-
-def _ensure_catalog_table(client, table: str) -> None:
-    from .dynamo import create_catalog_table
-
-    create_catalog_table(client, table)
 
 
 def _put_batch(client, table: str, batch: List[Key], max_rounds: int = 10) -> None:

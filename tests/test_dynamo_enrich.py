@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 from chispa import assert_df_equality
+from dynamo_support import catalog_config, load_catalog
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType
 
-from spark_app.config import DynamoConfig, FaultConfig
+from spark_app.config import FaultConfig
 from spark_app.devstack import free_port
 from spark_app.dynamo import LookupCounters, enrich_with_catalog
 
 INPUT = StructType([StructField("advertiser_id", LongType()), StructField("product_id", StringType())])
 OUTPUT = StructType(INPUT.fields + [StructField("matched", BooleanType(), nullable=False)])
-
-
-def catalog_config(endpoint: str, table: str, **overrides) -> DynamoConfig:
-    base = DynamoConfig(
-        table=table,
-        region="us-east-1",
-        endpoint_url=endpoint,
-        threads=4,
-        max_attempts=1,
-        backoff_base_seconds=0.001,
-        backoff_max_seconds=0.01,
-        read_timeout_seconds=60.0,  # the test machine is shared: a slow answer is not a failure here
-    )
-    return dataclasses.replace(base, **overrides)
-
-
-def load_catalog(dynamodb, table: str, keys) -> None:
-    import boto3
-
-    resource = boto3.resource(
-        "dynamodb", endpoint_url=dynamodb.meta.endpoint_url, region_name=dynamodb.meta.region_name
-    )
-    with resource.Table(table).batch_writer() as writer:
-        for advertiser_id, product_id in keys:
-            writer.put_item(Item={"advertiser_id": advertiser_id, "product_id": product_id})
 
 
 def two_partitions(spark, first, second):

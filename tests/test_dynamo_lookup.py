@@ -2,39 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from dynamo_support import catalog_config, load_catalog
 
-from spark_app.config import DynamoConfig, FaultConfig
+from spark_app.config import FaultConfig
 from spark_app.devstack import free_port
 from spark_app.dynamo import CatalogLookup, LocalTally
 from spark_app.errors import LookupFailed
-
-
-def catalog_config(endpoint: str, table: str, **overrides) -> DynamoConfig:
-    base = DynamoConfig(
-        table=table,
-        region="us-east-1",
-        endpoint_url=endpoint,
-        threads=4,
-        max_attempts=1,  # botocore does not retry: every retry below is the lookup's own round
-        backoff_base_seconds=0.001,
-        backoff_max_seconds=0.01,
-        read_timeout_seconds=60.0,  # the test machine is shared: a slow answer is not a failure here
-    )
-    return dataclasses.replace(base, **overrides)
-
-
-def load_catalog(dynamodb, table: str, keys) -> None:
-    import boto3
-
-    resource = boto3.resource(
-        "dynamodb", endpoint_url=dynamodb.meta.endpoint_url, region_name=dynamodb.meta.region_name
-    )
-    with resource.Table(table).batch_writer() as writer:
-        for advertiser_id, product_id in keys:
-            writer.put_item(Item={"advertiser_id": advertiser_id, "product_id": product_id})
 
 
 @pytest.fixture()
