@@ -97,6 +97,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
     from spark_app.session import build_session
 
+    if cfg.local_services is not None:  # the embedded servers (moto) accept any credentials
+        from spark_app.devstack import fake_aws_credentials
+
+        fake_aws_credentials()
     spark = build_session(cfg.spark)
     try:
         if args.command == "run":

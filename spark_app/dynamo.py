@@ -286,6 +286,11 @@ def _client_error_message(cfg: DynamoConfig, code: str, exc: Exception) -> str:
 def _connection_message(cfg: DynamoConfig, exc: Exception) -> str:
     endpoint = cfg.endpoint_url or f"the AWS endpoint of region {cfg.region}"
     text = " ".join(str(exc).split())
+    if type(exc).__name__ == "NoCredentialsError":
+        return (
+            f"DynamoDB table {cfg.table}: no AWS credentials on the executor ({text}); probable cause: "
+            f"the instance profile is missing, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are unset"
+        )
     return (
         f"DynamoDB table {cfg.table}: cannot reach {endpoint}: {text}; probable cause: wrong "
         f"dynamodb.endpoint_url or region, no network route (VPC endpoint, security group) "

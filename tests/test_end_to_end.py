@@ -142,9 +142,12 @@ def write_conf(path, conf):
 
 def run_job(conf_path, *extra, day=DAY):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    command = list(extra[:1]) if extra[:1] in (("quality",), ("suggest",)) else []
+    extra = extra[len(command) :]
     args = [
         sys.executable,
         str(ROOT / "process_data.py"),
+        *command,
         "--pipeline",
         "catalog_match_rate",
         "--conf",
@@ -261,6 +264,23 @@ def test_a_day_whose_folder_is_missing_is_not_ready_rather_than_empty(job, pg_ur
     assert result.returncode == 3, result.stderr[-3000:]
     assert "dt=2026-11-25" in result.stderr
     assert tables(pg_url) == before
+
+
+def test_quality_and_suggest_report_on_the_day_and_publish_nothing(job, pg_url):
+    conf_path, _, _ = job
+    runs_before = fetch(pg_url, "SELECT count(*) FROM pipeline_runs")
+    before = tables(pg_url)
+
+    quality = run_job(conf_path, "quality")
+    suggest = run_job(conf_path, "suggest")
+
+    assert quality.returncode == 0, quality.stderr[-3000:]
+    assert "quality gate PASSED" in quality.stdout
+    assert "isUnique(day,advertiser_id,product_id)" in quality.stdout
+    assert suggest.returncode == 0, suggest.stderr[-3000:]
+    assert '.isComplete("product_id")' in suggest.stdout
+    assert tables(pg_url) == before
+    assert fetch(pg_url, "SELECT count(*) FROM pipeline_runs") == runs_before
 
 
 # The same day as Presto's events table holds it: valid events only, ts in UTC, by dt folder.
