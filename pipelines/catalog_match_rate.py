@@ -12,7 +12,6 @@ DataFrame-to-DataFrame functions, tested alone.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Dict, List, Optional
@@ -28,8 +27,6 @@ from spark_app.progress import Progress
 NAME = "catalog_match_rate"
 DETAIL_TABLE = "product_views"
 AGGREGATE_TABLE = "advertiser_match_rates"
-
-log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- transforms
@@ -87,7 +84,6 @@ def aggregate_match_rates(detail: DataFrame) -> DataFrame:
 class Extracted:
     views: DataFrame  # advertiser_id, product_id, view_count (> 0)
     counts: Dict[str, int] = field(default_factory=dict)
-    notes: List[str] = field(default_factory=list)
 
 
 def extract(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
@@ -101,8 +97,8 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     from spark_app.events import read_day_events
 
     assert cfg.events is not None
-    report = check_day_available(cfg.events, day)
-    day_events = read_day_events(spark, cfg.events, day, run_id)
+    check_day_available(cfg.events, day)  # raises DataNotReady; logs what dt=D+1 lacks
+    day_events = read_day_events(spark, cfg.events, day, run_id)  # logs corrupt files, quarantine
     per_key = count_product_views(day_events.events).persist(StorageLevel.MEMORY_AND_DISK)
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),
@@ -110,13 +106,11 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
         F.sum("other_events").alias("other_events"),
         F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
     ).first()
+    day_events.release()  # per_key is cached and complete: the day's records are no longer needed
     counts = _event_counts(day_events.counts, totals)
-    notes = [f"corrupt file skipped: {f}" for f in day_events.corrupt_files]
-    notes += list(getattr(report, "warnings", []) or [])
-    if day_events.quarantine_path and counts.get("rejected"):
-        notes.append(f"rejected lines quarantined under {day_events.quarantine_path}")
+    counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
-    return Extracted(views, counts, notes)
+    return Extracted(views, counts)
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
@@ -175,8 +169,6 @@ def compute_tables(
         extracted = extract(spark, cfg, day, run_id)
         progress.add_counts(extracted.counts)
         st.rows = extracted.counts.get("viewed_products")
-        for note in extracted.notes:
-            log.warning(note)
 
     with progress.stage("enrich") as st:
         counters = LookupCounters(spark.sparkContext)
@@ -267,9 +259,7 @@ def check_quality(
         spec=spec,
         schema=cfg.postgres.schema,
     )
-    for warning in gate.warnings:
-        log.warning("quality warning: %s", warning.message or warning)
-    return gate
+    return gate  # run_gate has logged each warning
 
 
 def _describe_failures(day: date, errors: List[Any]) -> str:
