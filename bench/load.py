@@ -3,9 +3,12 @@
 ctx.scaled(1_000_000) detail rows of one day (4 Spark partitions on local[2]) go into
 `product_views` (primary key on day, advertiser_id, product_id) on one PostgreSQL server over
 TCP. Each way writes into its own fresh database, so none pays for another's rows.
+`product_views` is partitioned by day: the other ways write through it into the day's empty
+partition (created with its primary key before timing); ours creates that partition itself.
 
-- ours: `DayRun.stage` (per-partition COPY into an UNLOGGED staging table) + `publish`
-  (one transaction: delete the day, insert from staging, journal row), timed together;
+- ours: `DayRun.stage` (per-partition COPY into a LOGGED staging table) + `publish` (primary
+  key and day CHECK on the staging table, then one transaction: attach it as the day's
+  partition, journal row), timed together;
 - Spark JDBC writer (Debian's libpostgresql-jdbc-java): batchsize 10000,
   reWriteBatchedInserts=true, same 4 partitions. It needs `spark.jars` at JVM start, so it
   runs in a child process (`python -m bench.load --jdbc ...`) with its own SparkSession; only
@@ -63,18 +66,27 @@ def run(ctx: BenchContext) -> List[BenchRow]:
 def _measure(ctx: BenchContext, pg, spark, databases: List[str]) -> List[BenchRow]:
     n, n_orm = ctx.scaled(ROWS), ctx.scaled(ORM_ROWS)
 
-    def fresh_db() -> str:
+    def fresh_db(day_partition: bool = True) -> str:
+        from sqlalchemy import text
+
         from spark_app.pg_connect import ConnectionSpec
         from spark_app.pg_schema import upgrade_schema
 
         name = f"bench_load_{uuid.uuid4().hex[:8]}"
         pg.create_database(name)
         databases.append(name)
-        upgrade_schema(ConnectionSpec(pg.admin_url(name)))
+        spec = ConnectionSpec(pg.admin_url(name))
+        upgrade_schema(spec)
+        if day_partition:
+            engine = spec.engine()
+            with engine.begin() as conn:
+                conn.execute(text(f"CREATE TABLE product_views_d{DAY.replace('-', '')} PARTITION OF "
+                                  f"product_views FOR VALUES IN ('{DAY}')"))
+            engine.dispose()
         return pg.admin_url(name)
 
     _say(f"load: {n:,} rows, {PARTITIONS} partitions")
-    ours = _ours(spark, fresh_db(), n)
+    ours = _ours(spark, fresh_db(day_partition=False), n)
     jdbc = _jdbc(fresh_db(), n)
     orm = _orm(fresh_db(), n_orm)
     limit = _copy_limit(spark, fresh_db(), n, ctx.work_dir)

@@ -6,11 +6,15 @@
         ...  # quality gate on the DataFrames
         run.publish(rows_in=..., rows_out=..., rows_rejected=..., stats={...})
 
-Why this shape: executors write into run-scoped UNLOGGED staging tables (fast, retry-safe per
-partition, invisible to readers); the only change readers can see is `publish`, a single
-transaction that deletes the day and inserts it again from staging. A session-level advisory
-lock on a dedicated driver connection makes a second run of the same day fail fast, and tells
-a later run which `running` rows belong to dead processes (nobody holds their lock).
+Why this shape: executors write into run-scoped staging tables (fast, retry-safe per partition,
+invisible to readers); the only change readers can see is `publish`, a single transaction. A
+target partitioned `BY LIST (day)` gets a LOGGED staging table that `publish` first turns into a
+finished partition (primary key built, a CHECK on the day), then swaps in: the day's old
+partition is detached and dropped, the staging table attached and renamed, so the day's rows
+are written once. Any other target gets an UNLOGGED staging table and the day is deleted and
+inserted again from it. A session-level advisory lock on a dedicated driver connection makes a
+second run of the same day fail fast, and tells a later run which `running` rows belong to dead
+processes (nobody holds their lock).
 """
 
 from __future__ import annotations
@@ -30,6 +34,13 @@ from .pg_load import PART_COLUMN, RESULT_SCHEMA, partition_loader
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = "_stg_"
+PARTITION_KEY = "LIST (day)"  # the only partitioning publish() can swap a day of
+_DAY_CHECK = "staged_day"  # the staging table's CHECK (day = <run day>), kept on the partition
+
+
+def day_partition(table: str, day: date) -> str:
+    """The stable name of `table`'s partition for `day`, e.g. product_views_d20261119."""
+    return f"{check_identifier(table, 'table')}_d{day.strftime('%Y%m%d')}"
 
 @dataclass(frozen=True)
 class StageResult:
@@ -60,6 +71,7 @@ class DayRun:
         self._staged: Dict[str, str] = {}  # target table -> staging table
         self._columns: Dict[str, List[str]] = {}  # target table -> its columns, in table order
         self._keys: Dict[str, List[str]] = {}  # target table -> its primary key columns
+        self._partitioned: Dict[str, bool] = {}  # target table -> partitioned BY LIST (day)
         self._results: Dict[str, StageResult] = {}
 
     def __repr__(self) -> str:
@@ -121,8 +133,9 @@ class DayRun:
         columns = [name for name, _ in target_columns]
         self._columns[table] = columns
         self._keys[table] = self._primary_key(table)
+        self._partitioned[table] = self._is_day_partitioned(table)
         check_frame(df, table, target_columns)
-        staging = self._create_staging(table, target_columns)
+        staging = self._create_staging(table, target_columns, logged=self._partitioned[table])
         loader = partition_loader(self.spec, self.schema, staging, columns, self.copy_batch_rows)
         try:
             results = df.select(*columns).mapInArrow(loader, RESULT_SCHEMA).collect()
@@ -145,14 +158,25 @@ class DayRun:
         rows_rejected: Optional[int] = None,
         stats: Optional[Dict[str, Any]] = None,
     ) -> None:
-        """Replace the day in every staged table and mark the run succeeded, in ONE transaction."""
+        """Replace the day in every staged table and mark the run succeeded, in ONE transaction.
+
+        Partitioned targets are prepared first (primary key and day CHECK on the staging table,
+        outside the transaction: readers see nothing of it), then swapped in by the transaction.
+        """
         from sqlalchemy import text
 
         self._require_running("publish")
         current = None
         try:
             for table, staging in self._staged.items():
+                if self._partitioned[table]:
+                    current = table
+                    self._prepare_partition(table, staging)
+            for table, staging in self._staged.items():
                 current = table
+                if self._partitioned[table]:
+                    self._swap_partition(table, staging)
+                    continue
                 target = qualified(self.schema, table)
                 cols = ", ".join(quote_ident(name) for name in self._columns[table])
                 self._conn.execute(text(f"DELETE FROM {target} WHERE day = :d"), {"d": self.day})
@@ -358,8 +382,12 @@ class DayRun:
         self._conn.commit()
         return keys
 
-    def _create_staging(self, table: str, columns: List[Tuple[str, str]]) -> str:
-        """An UNLOGGED copy of the target's columns, without constraints, plus the task partition id."""
+    def _create_staging(self, table: str, columns: List[Tuple[str, str]], logged: bool) -> str:
+        """A copy of the target's columns, without constraints, plus the task partition id.
+
+        UNLOGGED when its rows are copied into the target at publish; LOGGED when the table itself
+        becomes the day's partition (an unlogged partition would lose the day in a crash).
+        """
         from sqlalchemy import text
 
         staging = f"{STAGING_PREFIX}{self.run_id}_{table}"[:63]
@@ -367,7 +395,8 @@ class DayRun:
             raise SinkError(f"staging name {staging} is taken in this run; shorten the table name {table}")
         defs = ", ".join(f"{quote_ident(name)} {kind}" for name, kind in columns)
         stg = qualified(self.schema, staging)
-        self._conn.execute(text(f"CREATE UNLOGGED TABLE {stg} ({defs}, {PART_COLUMN} integer NOT NULL)"))
+        kind = "TABLE" if logged else "UNLOGGED TABLE"
+        self._conn.execute(text(f"CREATE {kind} {stg} ({defs}, {PART_COLUMN} integer NOT NULL)"))
         self._conn.commit()
         self._staged[table] = staging
         return staging
@@ -394,6 +423,76 @@ class DayRun:
                 f"{off_days} row(s) for {self.schema}.{table} carry a day other than the run's {self.day} "
                 f"(e.g. {example}); publish replaces only the run's day"
             )
+
+    def _is_day_partitioned(self, table: str) -> bool:
+        """True for a target partitioned BY LIST (day); SinkError for any other partitioning."""
+        from sqlalchemy import text
+
+        key = self._conn.execute(
+            text("SELECT pg_get_partkeydef(to_regclass(:t))"), {"t": qualified(self.schema, table)}
+        ).scalar()
+        self._conn.commit()
+        if key is None:
+            return False
+        if key != PARTITION_KEY:
+            raise SinkError(
+                f"table {self.schema}.{table} is partitioned by {key}; publish can swap a day only "
+                f"of a table partitioned by {PARTITION_KEY}"
+            )
+        partition = day_partition(table, self.day)
+        if len(partition) + len("_pkey") > 63:
+            raise SinkError(f"partition name {partition}_pkey of {self.schema}.{table} is longer than "
+                            "63 characters; shorten the table name")
+        return True
+
+    def _staging_key(self, table: str) -> str:
+        """Name of the staging table's primary key until publish renames it with its partition."""
+        return f"{STAGING_PREFIX}{self.run_id}_pk{list(self._staged).index(table)}"
+
+    def _prepare_partition(self, table: str, staging: str) -> None:
+        """Turn the loaded staging table into a finished partition, in its own transaction.
+
+        Dropping `_part` only marks the column dropped; the primary key is built by one sort;
+        the CHECK lets ATTACH PARTITION skip its validation scan.
+        """
+        from sqlalchemy import text
+
+        stg = qualified(self.schema, staging)
+        parts = [
+            f"DROP COLUMN {PART_COLUMN}",
+            f"ADD CONSTRAINT {quote_ident(_DAY_CHECK)} CHECK (day = DATE '{self.day.isoformat()}')",
+        ]
+        if self._keys[table]:
+            keys = ", ".join(quote_ident(k) for k in self._keys[table])
+            parts.append(f"ADD CONSTRAINT {quote_ident(self._staging_key(table))} PRIMARY KEY ({keys})")
+        self._conn.execute(text(f"ALTER TABLE {stg} " + ", ".join(parts)))
+        self._conn.commit()
+
+    def _swap_partition(self, table: str, staging: str) -> None:
+        """Inside the publish transaction: the day's old partition out, the staging table in."""
+        from sqlalchemy import text
+
+        target = qualified(self.schema, table)
+        bound = f"FOR VALUES IN ('{self.day.isoformat()}')"
+        old = self._conn.execute(
+            text(
+                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE i.inhparent = to_regclass(:t) AND pg_get_expr(c.relpartbound, c.oid) = :b"
+            ),
+            {"t": target, "b": bound},
+        ).all()
+        for schema, name in old:
+            self._conn.execute(text(f"ALTER TABLE {target} DETACH PARTITION {qualified(schema, name)}"))
+            self._conn.execute(text(f"DROP TABLE {qualified(schema, name)}"))
+        partition = day_partition(table, self.day)
+        self._conn.execute(text(f"ALTER TABLE {target} ATTACH PARTITION {qualified(self.schema, staging)} "
+                                + bound))
+        self._conn.execute(text(f"ALTER TABLE {qualified(self.schema, staging)} RENAME TO "
+                                f"{quote_ident(partition)}"))
+        if self._keys[table]:
+            self._conn.execute(text(f"ALTER INDEX {qualified(self.schema, self._staging_key(table))} "
+                                    f"RENAME TO {quote_ident(partition + '_pkey')}"))
 
     def _drop_staging(self) -> None:
         from sqlalchemy import text

@@ -237,3 +237,37 @@ def test_a_frame_with_wrong_columns_is_refused_naming_table_and_column(spark, sp
         with pytest.raises(SinkError, match="column product_views.view_count: DataFrame type string"):
             run.stage(wrong_type, "product_views")
         run.fail("test over")
+
+
+def partitions(spec):
+    """{partition name: (oid, bound, primary key index)} of product_views."""
+    rows = sql(
+        spec,
+        "SELECT c.relname, c.oid, pg_get_expr(c.relpartbound, c.oid), "
+        "(SELECT x.indexrelid::regclass::text FROM pg_index x WHERE x.indrelid = c.oid AND x.indisprimary) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'product_views'::regclass",
+    )
+    return {name: (oid, bound, key) for name, oid, bound, key in rows}
+
+
+def test_republishing_a_day_swaps_its_partition_and_leaves_other_days_partitions_alone(spark, spec):
+    publish_detail(spark, spec, D1, [(1, "a", 3, True)])
+    publish_detail(spark, spec, D2, [(1, "a", 10, True)])
+    before = partitions(spec)
+
+    publish_detail(spark, spec, D2, [(2, "b", 4, False), (3, "c", 5, True)])
+    after = partitions(spec)
+
+    assert after["product_views_d20261118"] == before["product_views_d20261118"]
+    oid, bound, key = after["product_views_d20261119"]
+    assert oid != before["product_views_d20261119"][0], "the day's partition is the new run's table"
+    assert (bound, key) == ("FOR VALUES IN ('2026-11-19')", "product_views_d20261119_pkey")
+    assert sorted(r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D2)) == [
+        "b", "c"]
+    assert [r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D1)] == ["a"]
+    assert sql(spec, "SELECT count(*) FROM pg_class WHERE relname LIKE '\\_stg\\_%'") == [(0,)]
+    with pytest.raises(Exception, match="UniqueViolation"):  # the partition carries the primary key
+        sql(spec, "INSERT INTO product_views VALUES (:d, 2, 'b', 1, true)", d=D2)
+    with pytest.raises(Exception, match="violates (partition|check) constraint"):  # and only its day
+        sql(spec, "INSERT INTO product_views_d20261119 VALUES ('2026-11-20', 2, 'x', 1, true)")

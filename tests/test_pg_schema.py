@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,57 @@ def test_migrations_run_from_the_shipped_zip(spec, tmp_path):
 
     assert proc.returncode == 0, proc.stderr
     assert current_revision(spec, "zipped") == HEAD
+
+
+def test_the_unpartitioned_product_views_migrates_with_its_rows_and_back(spec):
+    from alembic import command
+
+    def migrate(step, revision):
+        engine = spec.engine()
+        with engine.connect() as conn:
+            conn.execute(text('CREATE SCHEMA IF NOT EXISTS "legacy"'))
+            cfg = alembic_config("legacy")
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+            conn.commit()
+        engine.dispose()
+
+    def rows(query):
+        engine = spec.engine()
+        with engine.connect() as conn:
+            out = [tuple(r) for r in conn.execute(text(query)).all()]
+        engine.dispose()
+        return out
+
+    stored = [
+        (date(2026, 11, 18), 1, "a", 3, True),
+        (date(2026, 11, 18), 2, "b", None, None),
+        (date(2026, 11, 19), 1, "a", 7, False),
+    ]
+    everything = "SELECT * FROM legacy.product_views ORDER BY day, advertiser_id, product_id"
+    migrate(command.upgrade, "0002")
+    engine = spec.engine()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO legacy.product_views VALUES (:d, :a, :p, :v, :m)"),
+                     [dict(zip("dapvm", r)) for r in stored])
+    engine.dispose()
+
+    upgrade_schema(spec, schema="legacy")
+
+    assert current_revision(spec, "legacy") == HEAD
+    assert rows(everything) == stored
+    assert rows(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), (SELECT count(*) FROM legacy.product_views v "
+        "WHERE v.tableoid = c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'legacy.product_views'::regclass ORDER BY 1"
+    ) == [
+        ("product_views_d20261118", "FOR VALUES IN ('2026-11-18')", 2),
+        ("product_views_d20261119", "FOR VALUES IN ('2026-11-19')", 1),
+    ]
+    assert columns(spec, "legacy", "product_views")[1] == ["day", "advertiser_id", "product_id"]
+    assert rows("SELECT to_regclass('legacy.product_views_unpartitioned')") == [(None,)]
+
+    migrate(command.downgrade, "0002")
+
+    assert rows(everything) == stored
+    assert rows("SELECT relkind FROM pg_class WHERE oid = 'legacy.product_views'::regclass") == [("r",)]
