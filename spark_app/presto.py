@@ -135,13 +135,8 @@ def _stage_from_driver(
     fs, root = pafs.FileSystem.from_uri(staging)
     fs.create_dir(root, recursive=True)
     pages = 0
-    conn = None
     try:
-        conn = connect(ep)
-        cursor = conn.cursor()
-        cursor.execute(sql, params)
-        check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
-        for rows in iter_pages(cursor, cfg.page_size):
+        for rows in query_pages(ep, sql, params, cfg.page_size, what):
             pages += 1
             pq.write_table(_page_table(rows), f"{root}/page-{pages:06d}.parquet", filesystem=fs)
             if on_page:
@@ -150,13 +145,9 @@ def _stage_from_driver(
     except SourceError:
         _discard(fs, root)
         raise
-    except Exception as exc:  # the trino client raises several unrelated types
+    except Exception as exc:  # writing a page failed
         _discard(fs, root)
         raise SourceError(describe_failure(exc, ep, what)) from None
-    finally:
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
     return pages
 
 
@@ -229,22 +220,13 @@ def _bucket_batches(
     ep: PrestoEndpoint, sql: str, params: List[Any], bucket: int, buckets: int, page_size: int
 ):
     what = f"bucket {bucket} of {buckets}"
-    conn = None
     try:
-        conn = connect(ep)
-        cursor = conn.cursor()
-        cursor.execute(sql, params)
-        check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
-        for rows in iter_pages(cursor, page_size):
+        for rows in query_pages(ep, sql, params, page_size, what):
             yield from _page_table(rows).to_batches()
     except SourceError as exc:
         raise RuntimeError(f"{_MARKER}{exc}{_MARKER}") from None
     except Exception as exc:
         raise RuntimeError(f"{_MARKER}{describe_failure(exc, ep, what)}{_MARKER}") from None
-    finally:
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
 
 
 def _executor_failure(exc: BaseException, ep: PrestoEndpoint, what: str) -> str:
@@ -252,6 +234,29 @@ def _executor_failure(exc: BaseException, ep: PrestoEndpoint, what: str) -> str:
     if found:
         return found.group(1)
     return describe_failure(exc, ep, what)
+
+
+def query_pages(ep: PrestoEndpoint, sql: str, params: List[Any], page_size: int, what: str):
+    """The result of one query, `page_size` rows at a time, on a connection of its own.
+
+    The result's columns are checked before the first page; any failure of the query is a
+    SourceError naming `what` (the day, or a bucket) and the probable cause.
+    """
+    conn = None
+    try:
+        conn = connect(ep)
+        cursor = conn.cursor()
+        cursor.execute(sql, params)
+        check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
+        yield from iter_pages(cursor, page_size)
+    except SourceError:
+        raise
+    except Exception as exc:  # the trino client raises several unrelated types
+        raise SourceError(describe_failure(exc, ep, what)) from None
+    finally:
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
 
 def iter_pages(cursor, page_size: int) -> Iterator[List[Any]]:
