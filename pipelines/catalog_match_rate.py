@@ -83,6 +83,7 @@ def aggregate_match_rates(detail: DataFrame) -> DataFrame:
 @dataclass
 class Extracted:
     views: DataFrame  # advertiser_id, product_id, view_count (> 0)
+    cached: DataFrame  # what the extract persisted; released once the enriched rows are cached
     counts: Dict[str, int] = field(default_factory=dict)
 
 
@@ -110,7 +111,7 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     counts = _event_counts(day_events.counts, totals)
     counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
-    return Extracted(views, counts)
+    return Extracted(views, per_key, counts)
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
@@ -153,7 +154,7 @@ def _extract_presto(spark: SparkSession, cfg: Config, day: date) -> Extracted:
         "viewed_products": int(totals["n"]),
         "product_view_events": int(totals["v"] or 0),
     }
-    return Extracted(views, counts)
+    return Extracted(views, views, counts)
 
 
 # --------------------------------------------------------------------------- the run
@@ -171,12 +172,14 @@ def compute_tables(
         st.rows = extracted.counts.get("viewed_products")
 
     with progress.stage("enrich") as st:
-        counters = LookupCounters(spark.sparkContext)
-        enriched = enrich_with_catalog(extracted.views, cfg.dynamodb, counters)
-        detail = detail_rows(enriched, day).persist(StorageLevel.MEMORY_AND_DISK)
-        st.rows = detail.count()
-        lookups = counters.snapshot()
-        st.detail.update(_round_floats(lookups))
+        try:
+            counters = LookupCounters(spark.sparkContext)
+            enriched = enrich_with_catalog(extracted.views, cfg.dynamodb, counters)
+            detail = detail_rows(enriched, day).persist(StorageLevel.MEMORY_AND_DISK)
+            st.rows = detail.count()
+        finally:
+            extracted.cached.unpersist()
+        st.detail.update(_round_floats(counters.snapshot()))
 
     with progress.stage("aggregate") as st:
         aggregate = aggregate_match_rates(detail).persist(StorageLevel.MEMORY_AND_DISK)
@@ -197,17 +200,20 @@ def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict
     day_run = DayRun(
         spec, pipeline=NAME, day=day, schema=cfg.postgres.schema, copy_batch_rows=cfg.postgres.copy_batch_rows
     )
-    with day_run:
-        try:
-            with translate_task_errors():
-                tables = compute_tables(spark, cfg, day, progress, day_run.run_id)
-                _load_check_publish(spark, cfg, day, progress, day_run, tables, spec)
-        except Exception as exc:
-            day_run.fail(exc, progress.as_stats())
-            raise
-        day_run.record_stats(progress.as_stats())
-    for table in tables.values():
-        table.unpersist()
+    tables: Dict[str, DataFrame] = {}
+    try:
+        with day_run:
+            try:
+                with translate_task_errors():
+                    tables.update(compute_tables(spark, cfg, day, progress, day_run.run_id))
+                    _load_check_publish(spark, cfg, day, progress, day_run, tables, spec)
+            except Exception as exc:
+                day_run.fail(exc, progress.as_stats())
+                raise
+            day_run.record_stats(progress.as_stats())
+    finally:
+        for table in tables.values():  # a backfill runs day after day in one session
+            table.unpersist()
     return progress.as_stats()
 
 
