@@ -80,8 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _setup_logging()
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse already printed the message
-        return int(exc.code or 0) and ConfigError.exit_code
+    except SystemExit as exc:  # argparse already printed the message (or the help)
+        return ConfigError.exit_code if exc.code else 0
     try:
         cfg = load_config(args.conf)
         if args.command == "db-upgrade":
