@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m spark_app.devstack_cli run --conf $(CONF) --date $(DATE)
+	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -47,10 +47,10 @@ db-upgrade: $(STAMP)
 	$(PY) process_data.py db-upgrade --conf $(CONF)
 
 services: $(STAMP)
-	$(PY) -m spark_app.devstack_cli up --conf $(CONF)
+	$(PY) -m spark_app.local.cli up --conf $(CONF)
 
 stop: $(STAMP)
-	$(PY) -m spark_app.devstack_cli down --conf $(CONF)
+	$(PY) -m spark_app.local.cli down --conf $(CONF)
 
 clean:
 	rm -rf $(VENV) .local .bench dist .pytest_cache .ruff_cache spark-warehouse

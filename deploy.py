@@ -26,9 +26,10 @@ from typing import Any, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from spark_app import emr as emr_api  # noqa: E402
-from spark_app import emr_logs, packaging, schedule, sizing  # noqa: E402
 from spark_app.config import Config, load_config  # noqa: E402
+from spark_app.emr import launch as emr_api  # noqa: E402
+from spark_app.emr import logs as emr_logs  # noqa: E402
+from spark_app.emr import packaging, schedule, sizing  # noqa: E402
 from spark_app.errors import ConfigError, PipelineError  # noqa: E402
 
 LAST_LAUNCH = ROOT / "dist" / "last_launch.json"
@@ -82,7 +83,8 @@ def cmd_package(args: argparse.Namespace) -> int:
     release = _build(args)
     if not args.dry_run:
         release.write(args.out)
-    _dump({**release.describe(), "out": None if args.dry_run else str(args.out)})
+    entries = packaging.zip_entries(release.by_name()[packaging.ZIP_NAME].data)
+    _dump({**release.describe(), "zip_entries": entries, "out": None if args.dry_run else str(args.out)})
     return 0
 
 

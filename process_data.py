@@ -98,7 +98,7 @@ def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
     from spark_app.session import build_session
 
     if cfg.local_services is not None:  # the embedded servers (moto) accept any credentials
-        from spark_app.devstack import fake_aws_credentials
+        from spark_app.session import fake_aws_credentials
 
         fake_aws_credentials()
     spark = build_session(cfg.spark)
@@ -136,7 +136,7 @@ def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str) -> int:
     def inspect() -> None:
         tables = pipeline.compute_tables(spark, cfg, day, progress, run_id=f"{command}-{day}")
         if command == "suggest":
-            from spark_app.quality_suggest import suggest_constraints
+            from spark_app.quality.suggest import suggest_constraints
 
             for name, df in tables.items():
                 print(f"\n== suggested constraints for {name}")
@@ -170,8 +170,8 @@ def _guarded(action) -> int:
 
 
 def _db_upgrade(cfg: Config) -> int:
-    from spark_app.pg_connect import connection_spec
-    from spark_app.pg_schema import upgrade_schema
+    from spark_app.postgres.connect import connection_spec
+    from spark_app.postgres.schema import upgrade_schema
 
     upgrade_schema(connection_spec(cfg.postgres), cfg.postgres.schema)
     log.info("schema is up to date")

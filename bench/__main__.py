@@ -66,8 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         print(f"unknown stage(s): {', '.join(unknown)}; known: {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    from spark_app.devstack import LocalMoto, LocalPostgres, fake_aws_credentials, free_port
-    from spark_app.session import prepare_local_environment
+    from spark_app.local.servers import LocalMoto, LocalPostgres, free_port
+    from spark_app.session import fake_aws_credentials, prepare_local_environment
 
     prepare_local_environment()
     fake_aws_credentials()
@@ -159,7 +159,7 @@ def _row_from_dict(d: Dict[str, Any]) -> BenchRow:
 
 
 def _shared_postgres_class():
-    from spark_app.devstack import LocalPostgres
+    from spark_app.local.servers import LocalPostgres
 
     class SharedPostgres(LocalPostgres):
         """The parent's server: start() attaches (it is running), stop() leaves it to the parent."""
@@ -172,7 +172,7 @@ def _shared_postgres_class():
 
 def run_child(args: argparse.Namespace) -> int:
     """Inside the child: build the context on the shared servers, run the module, write its rows."""
-    from spark_app.devstack import LocalMoto, fake_aws_credentials
+    from spark_app.local.servers import LocalMoto, fake_aws_credentials
     from spark_app.session import prepare_local_environment
 
     prepare_local_environment()

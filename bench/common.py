@@ -44,8 +44,8 @@ class BenchRow:
 class BenchContext:
     size: str  # "small" | "default"
     work_dir: Path  # scratch space for this run
-    pg_server: Any = None  # spark_app.devstack.LocalPostgres
-    moto: Any = None  # spark_app.devstack.LocalMoto
+    pg_server: Any = None  # spark_app.local.servers.LocalPostgres
+    moto: Any = None  # spark_app.local.servers.LocalMoto
     spark: Any = None  # a shared local[2] SparkSession, when the stage wants one
 
     def scaled(self, n: int) -> int:

@@ -23,7 +23,8 @@ from typing import Any, Dict, List, Optional
 import psutil
 
 from bench.common import BenchContext, BenchRow
-from spark_app.sample_data import SampleSpec, catalog_keys, load_catalog, write_day
+from spark_app.local.catalog import load_catalog
+from spark_app.local.sample_data import SampleSpec, catalog_keys, write_day
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = date(2026, 11, 19)

@@ -26,13 +26,10 @@ from typing import List, Optional, Tuple
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from spark_app.config import DynamoConfig, SparkConfig
-from spark_app.dynamo import (
-    CatalogLookup,
-    LocalTally,
-    LookupCounters,
-    create_catalog_table,
-    enrich_with_catalog,
-)
+from spark_app.dynamo.catalog import create_catalog_table
+from spark_app.dynamo.counters import LocalTally, LookupCounters
+from spark_app.dynamo.enrich import enrich_with_catalog
+from spark_app.dynamo.lookup import CatalogLookup
 
 ROWS = 200_000
 KEYS = 50_000
@@ -251,7 +248,8 @@ def _load_catalog(endpoint: str, table: str, keys: List[Key]) -> int:
 
 
 def _start_moto():
-    from spark_app.devstack import LocalMoto, fake_aws_credentials, free_port
+    from spark_app.local.servers import LocalMoto, free_port
+    from spark_app.session import fake_aws_credentials
 
     fake_aws_credentials()
     return LocalMoto(free_port()).start()

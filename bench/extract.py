@@ -1,6 +1,6 @@
 """Event-log extraction: one day of ctx.scaled(2_000_000) events, gzipped JSON lines and Parquet.
 
-The day is written by `spark_app.sample_data.write_day` (8 files per folder, dt=D complete,
+The day is written by `spark_app.local.sample_data.write_day` (8 files per folder, dt=D complete,
 dt=D+1 partial). Measured on Spark local[2], each after a warm-up read of a small day:
 
 - ours, gzip JSON: `read_day_events` (gzip integrity check, parse every field as text,
@@ -26,9 +26,9 @@ from typing import List
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from spark_app.config import EventsConfig, SparkConfig
-from spark_app.events import read_day_events
-from spark_app.events_files import day_folders, find_corrupt_gzip, list_data_files
-from spark_app.sample_data import SampleSpec, write_day
+from spark_app.events.files import day_folders, find_corrupt_gzip, list_data_files
+from spark_app.events.read import read_day_events
+from spark_app.local.sample_data import SampleSpec, write_day
 
 EVENTS = 2_000_000
 FILES = 8

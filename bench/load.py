@@ -45,7 +45,7 @@ COLUMNS = ["day", "advertiser_id", "product_id", "view_count", "matched"]
 
 
 def run(ctx: BenchContext) -> List[BenchRow]:
-    from spark_app.devstack import LocalPostgres, free_port
+    from spark_app.local.servers import LocalPostgres, free_port
 
     own_pg = ctx.pg_server is None
     pg = ctx.pg_server or LocalPostgres(ctx.work_dir / "pg", free_port(), "bench").start()
@@ -69,8 +69,8 @@ def _measure(ctx: BenchContext, pg, spark, databases: List[str]) -> List[BenchRo
     def fresh_db(day_partition: bool = True) -> str:
         from sqlalchemy import text
 
-        from spark_app.pg_connect import ConnectionSpec
-        from spark_app.pg_schema import upgrade_schema
+        from spark_app.postgres.connect import ConnectionSpec
+        from spark_app.postgres.schema import upgrade_schema
 
         name = f"bench_load_{uuid.uuid4().hex[:8]}"
         pg.create_database(name)
@@ -117,8 +117,8 @@ def detail_frame(spark, n: int, partitions: int = PARTITIONS):
 
 
 def _ours(spark, url: str, n: int) -> BenchRow:
-    from spark_app.pg_connect import ConnectionSpec
-    from spark_app.pg_publish import DayRun
+    from spark_app.postgres.connect import ConnectionSpec
+    from spark_app.postgres.publish import DayRun
 
     df = detail_frame(spark, n).cache()
     df.count()
@@ -144,7 +144,7 @@ def _ours(spark, url: str, n: int) -> BenchRow:
 
 def _warm_up(spark, spec) -> None:
     """Start the Python workers and their imports outside the timing, as the JDBC child warms its JVM."""
-    from spark_app.pg_publish import DayRun
+    from spark_app.postgres.publish import DayRun
 
     warm = detail_frame(spark, 1000).selectExpr(f"DATE'{DAY}' - 1 AS day", *COLUMNS[1:])
     with DayRun(spec, "bench-warm-up", date.fromisoformat(DAY) - timedelta(days=1)) as run:
@@ -174,7 +174,7 @@ def _orm(url: str, n: int) -> BenchRow:
     from sqlalchemy import BigInteger, Boolean, Column, Date, Text
     from sqlalchemy.orm import Session, declarative_base
 
-    from spark_app.pg_connect import ConnectionSpec
+    from spark_app.postgres.connect import ConnectionSpec
 
     base = declarative_base()
 
@@ -220,7 +220,7 @@ def _formatting(n: int) -> List[BenchRow]:
     """Arrow CSV writer vs Python formatting, on the same 10000-row batches (no database)."""
     import pyarrow as pa
 
-    from spark_app.pg_load import format_arrow, format_python
+    from spark_app.postgres.load import format_arrow, format_python
 
     ids = list(range(10_000))
     batch = pa.RecordBatch.from_pydict(

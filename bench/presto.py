@@ -21,11 +21,11 @@ import psutil
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from spark_app.config import PrestoConfig, SparkConfig
-from spark_app.presto import read_presto_views
-from spark_app.presto_query import connect, endpoint_from_config, views_query
+from spark_app.presto.query import connect, endpoint_from_config, views_query
+from spark_app.presto.read import read_presto_views
 
 DAY = date(2026, 11, 19)
-SERVER = Path(__file__).resolve().parent.parent / "tests" / "presto_server.py"
+SERVER = Path(__file__).resolve().parent.parent / "tests" / "support" / "presto_server.py"
 PAGE_SIZE = 10_000
 NOTE = (
     "presto: ratio of parallel is its speed over driver mode; ratio of driver mode is the Python "

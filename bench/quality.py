@@ -14,7 +14,7 @@ from typing import List
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
-from spark_app.quality import verify
+from spark_app.quality.gate import verify
 
 ADVERTISERS = 500
 

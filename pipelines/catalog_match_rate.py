@@ -94,8 +94,8 @@ def extract(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extract
 
 
 def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
-    from spark_app.availability import check_day_available
-    from spark_app.events import read_day_events
+    from spark_app.events.availability import check_day_available
+    from spark_app.events.read import read_day_events
 
     assert cfg.events is not None
     check_day_available(cfg.events, day)  # raises DataNotReady; logs what dt=D+1 lacks
@@ -144,7 +144,7 @@ def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
 
 
 def _extract_presto(spark: SparkSession, cfg: Config, day: date) -> Extracted:
-    from spark_app.presto import read_presto_views
+    from spark_app.presto.read import read_presto_views
 
     assert cfg.presto is not None
     views = read_presto_views(spark, cfg.presto, day).persist(StorageLevel.MEMORY_AND_DISK)
@@ -164,7 +164,8 @@ def compute_tables(
     spark: SparkSession, cfg: Config, day: date, progress: Progress, run_id: str
 ) -> Dict[str, DataFrame]:
     """Extract, enrich (once, persisted) and aggregate; nothing is written."""
-    from spark_app.dynamo import LookupCounters, enrich_with_catalog
+    from spark_app.dynamo.counters import LookupCounters
+    from spark_app.dynamo.enrich import enrich_with_catalog
 
     with progress.stage("extract") as st:
         extracted = extract(spark, cfg, day, run_id)
@@ -189,9 +190,9 @@ def compute_tables(
 
 def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict[str, Any]:
     """Run the day end to end; returns the run's stats (also stored in pipeline_runs)."""
-    from spark_app.pg_connect import connection_spec
-    from spark_app.pg_publish import DayRun
-    from spark_app.pg_schema import upgrade_schema
+    from spark_app.postgres.connect import connection_spec
+    from spark_app.postgres.publish import DayRun
+    from spark_app.postgres.schema import upgrade_schema
 
     spec = connection_spec(cfg.postgres)
     with progress.stage("migrate"):
@@ -252,7 +253,7 @@ def check_quality(
 ):
     """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
     from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
-    from spark_app.quality import run_gate
+    from spark_app.quality.gate import run_gate
 
     gate = run_gate(
         spark,

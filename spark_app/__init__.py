@@ -1,7 +1,14 @@
-"""The catalog-match-rate library: config, Spark session, sources, enrichment, sinks, quality, EMR.
+"""The catalog-match-rate library: one subpackage per part of the daily job.
 
-The public API is re-exported here and imported on first use, so that `import spark_app`
-stays cheap on executors and in the scheduler's Lambda package.
+    config, errors, session, progress, names, s3_uri   shared, at the root
+    events/    the event-log source (S3 or local)        presto/    the Presto source
+    dynamo/    catalog enrichment                        postgres/  load, publish, schema
+    quality/   the data-quality gate
+    emr/       deploy side, never shipped                local/     laptop only, never shipped
+
+The public API of the job's parts is re-exported here and imported on first use, so that
+`import spark_app` stays cheap on executors and in the scheduler's Lambda package. Deploy-side
+helpers are imported from their package (`spark_app.emr`), never through this one.
 
     from spark_app import load_config, build_session, read_day_events, enrich_with_catalog
 """
@@ -27,24 +34,22 @@ _EXPORTS = {
     "build_session": "session",
     "Progress": "progress",
     # sources
-    "check_day_available": "availability",
-    "read_day_events": "events",
-    "read_presto_views": "presto",
+    "check_day_available": "events.availability",
+    "read_day_events": "events.read",
+    "read_presto_views": "presto.read",
     # enrichment
-    "enrich_with_catalog": "dynamo",
-    "make_client": "dynamo",
-    "LookupCounters": "dynamo_counters",
+    "enrich_with_catalog": "dynamo.enrich",
+    "make_client": "dynamo.lookup",
+    "LookupCounters": "dynamo.counters",
     # PostgreSQL
-    "connection_spec": "pg_connect",
-    "ConnectionSpec": "pg_connect",
-    "upgrade_schema": "pg_schema",
-    "DayRun": "pg_publish",
+    "connection_spec": "postgres.connect",
+    "ConnectionSpec": "postgres.connect",
+    "upgrade_schema": "postgres.schema",
+    "DayRun": "postgres.publish",
     # data quality
-    "verify": "quality",
-    "run_gate": "quality",
-    "suggest_constraints": "quality_suggest",
-    # EMR
-    "compute_sizing": "sizing",
+    "verify": "quality.gate",
+    "run_gate": "quality.gate",
+    "suggest_constraints": "quality.suggest",
 }
 
 __all__ = sorted(_EXPORTS)

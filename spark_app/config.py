@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
-from .errors import ConfigError
+from spark_app.errors import ConfigError
+from spark_app.names import is_plain_identifier
 
 # --------------------------------------------------------------------------- sections
 
@@ -251,11 +252,11 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         )
     if not re.match(r"^postgres(ql)?(\+\w+)?://", cfg.postgres.url):
         raise ConfigError(f"{source}: postgres.url: expected postgresql://user@host:port/database")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", cfg.postgres.schema):
+    if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
-    from .quality_checks import validate_checks
+    from spark_app.quality.checks import validate_checks
 
     validate_checks(cfg.quality, source)
 

@@ -7,7 +7,7 @@ import shutil
 import sys
 from typing import Dict, Optional
 
-from .config import SparkConfig
+from spark_app.config import SparkConfig
 
 # Settings every run gets; spark-submit or the config may override any of them.
 BASE_CONF: Dict[str, str] = {
@@ -91,3 +91,13 @@ def _launched_by_spark_submit() -> bool:
 def _set_by_submit(key: str) -> bool:
     """Keys the submitter already decided (spark-submit flags and spark-defaults) stay as given."""
     return key in {"spark.master", "spark.submit.deployMode"}
+
+
+def fake_aws_credentials() -> None:
+    """Local emulators (moto) accept any credentials: set dummies so boto3 and S3A never look further."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(key, value)

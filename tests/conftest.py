@@ -16,9 +16,9 @@ import uuid
 import pytest
 
 from spark_app.config import SparkConfig
-from spark_app.devstack import LocalMoto, LocalPostgres, fake_aws_credentials, free_port
-from spark_app.dynamo import create_catalog_table
-from spark_app.session import build_session, prepare_local_environment
+from spark_app.dynamo.catalog import create_catalog_table
+from spark_app.local.servers import LocalMoto, LocalPostgres, free_port
+from spark_app.session import build_session, fake_aws_credentials, prepare_local_environment
 
 prepare_local_environment()
 fake_aws_credentials()

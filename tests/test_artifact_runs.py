@@ -25,9 +25,9 @@ import psycopg2
 import pytest
 import yaml
 
-from spark_app.packaging import build
+from spark_app.emr.packaging import build
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DAY = "2026-11-19"
 
 pytestmark = pytest.mark.cluster

@@ -13,8 +13,7 @@ import boto3
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
+from tests.support.paths import DATA, ROOT
 
 
 def _load_deploy():

@@ -37,13 +37,13 @@ import os
 import subprocess
 import sys
 from datetime import date
-from pathlib import Path
 
 import psycopg2
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 DAY = "2026-11-19"
 WEIRD = 'weird, "quoted"\tsku\\x'
 
@@ -105,7 +105,7 @@ def job(tmp_path_factory, pg_url, moto_server):
     """A hand-made day on disk, its catalog in DynamoDB, and a config pointing at both."""
     import boto3
 
-    from spark_app.dynamo import create_catalog_table
+    from spark_app.dynamo.catalog import create_catalog_table
 
     tmp_path = tmp_path_factory.mktemp("e2e")
     events = tmp_path / "events"
@@ -303,7 +303,7 @@ PRESTO_EVENTS = [
 
 @pytest.mark.parametrize("mode", ["driver", "parallel"])
 def test_the_day_from_presto_lands_the_same_tables(job, pg_url, mode):
-    from presto_server import PrestoTestServer
+    from tests.support.presto_server import PrestoTestServer
 
     conf_path, tmp_path, conf = job
     names = ["event_id", "event_type", "ts", "advertiser_id", "product_id", "dt"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
+
 SHIPPED = sorted(
     [ROOT / "process_data.py"]
     + [p for p in (ROOT / "spark_app").rglob("*.py")]

@@ -1,0 +1,142 @@
+"""The PyDeequ engine: the same checks through Deequ's VerificationSuite, when its jar is present.
+
+Used when `com.amazon.deequ.VerificationSuite` loads in the driver JVM (EMR with the Deequ jar
+passed by --jars). Each of our checks becomes one Deequ `Check` whose description carries the
+check's position, so results map back without parsing Deequ's constraint strings. Assertions
+are Python lambdas called back from the JVM over Py4J; the callback server they need is shut
+down after every run, otherwise its non-daemon thread keeps the driver process alive after the
+job is done. Metrics not required by any check (anomaly metrics) come from one AnalysisRunner
+pass.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from spark_app.config import CheckConfig
+from spark_app.errors import ConfigError
+from spark_app.quality.checks import MetricSpec, assertion_range, check_columns, describe_check, plan_metric
+from spark_app.quality.results import ConstraintResult, Metric, QualityReport
+
+
+def run_deequ(
+    spark: Any, df: Any, table: str, checks: List[CheckConfig], specs: List[MetricSpec]
+) -> QualityReport:
+    """Verify `checks` with Deequ and compute `specs`; the same report as the native engine."""
+    os.environ.setdefault("SPARK_VERSION", spark.version)  # pydeequ reads it at import
+    from pydeequ.verification import VerificationResult, VerificationSuite
+
+    start = time.perf_counter()
+    try:
+        metrics: Dict[Tuple[str, str], Metric] = {}
+        rows: List[Any] = []
+        if checks:
+            builder = VerificationSuite(spark).onData(df)
+            for i, c in enumerate(checks):
+                builder.addCheck(_deequ_check(spark, c, f"#{i} {describe_check(c)}"))
+            outcome = builder.run()
+            rows = VerificationResult.checkResultsAsDataFrame(spark, outcome).collect()
+            metric_df = VerificationResult.successMetricsAsDataFrame(spark, outcome)
+            metrics.update(_metrics(metric_df.collect(), table))
+        missing = [s for s in specs if (s.name, s.instance) not in metrics]
+        if missing:
+            metrics.update(_analyze(spark, df, table, missing))
+    finally:
+        spark.sparkContext._gateway.shutdown_callback_server()
+    report = QualityReport(table, "deequ", seconds=time.perf_counter() - start)
+    report.metrics = [
+        metrics.get((s.name, s.instance), Metric(s.entity, s.instance, s.name, None, table)) for s in specs
+    ]
+    report.results = _results(table, checks, rows, metrics)
+    return report
+
+
+def _predicate(lo: Optional[float], hi: Optional[float]) -> Callable[[float], bool]:
+    return lambda v: (lo is None or v >= lo - 1e-12) and (hi is None or v <= hi + 1e-12)
+
+
+def _deequ_check(spark: Any, c: CheckConfig, description: str) -> Any:
+    """One pydeequ Check holding the single constraint `c` asks for."""
+    from pydeequ.checks import Check, CheckLevel
+
+    level = CheckLevel.Error if c.level == "Error" else CheckLevel.Warning
+    check = Check(spark, level, description)
+    ok = _predicate(*assertion_range(c))
+    cols = list(check_columns(c))
+    if c.check == "hasSize":
+        return check.hasSize(ok)
+    if c.check == "isComplete":
+        return check.isComplete(c.column)
+    if c.check == "hasCompleteness":
+        return check.hasCompleteness(c.column, ok)
+    if c.check in ("isUnique", "hasUniqueness"):
+        return (
+            check.isUnique(cols[0])
+            if c.check == "isUnique" and len(cols) == 1
+            else check.hasUniqueness(cols, ok)
+        )
+    if c.check == "hasDistinctness":
+        return check.hasDistinctness(cols, ok)
+    if c.check == "isNonNegative":
+        return check.isNonNegative(c.column, ok)
+    if c.check == "isContainedIn":
+        return check.isContainedIn(c.column, list(c.values), ok)
+    if c.check == "satisfies":
+        return check.satisfies(c.predicate, plan_metric(c).instance, ok)
+    by_name = {
+        "hasMin": check.hasMin,
+        "hasMax": check.hasMax,
+        "hasSum": check.hasSum,
+        "hasMean": check.hasMean,
+    }
+    if c.check in by_name:
+        return by_name[c.check](c.column, ok)
+    raise ConfigError(f"check {c.check!r} has no PyDeequ mapping; use quality.engine: native")
+
+
+def _metrics(rows: List[Any], table: str) -> Dict[Tuple[str, str], Metric]:
+    out = {}
+    for r in rows:
+        entity = "Multicolumn" if str(r["entity"]).startswith("Mu") else str(r["entity"])
+        out[(r["name"], r["instance"])] = Metric(entity, r["instance"], r["name"], r["value"], table)
+    return out
+
+
+def _analyze(spark: Any, df: Any, table: str, specs: List[MetricSpec]) -> Dict[Tuple[str, str], Metric]:
+    """Metrics no check needs, in one Deequ AnalysisRunner pass."""
+    from pydeequ import analyzers as A
+
+    runner = A.AnalysisRunner(spark).onData(df)
+    for s in specs:
+        if s.name == "Size":
+            runner.addAnalyzer(A.Size())
+        elif s.name == "Compliance":
+            runner.addAnalyzer(A.Compliance(s.instance, s.predicate))
+        elif s.name in ("Uniqueness", "Distinctness", "UniqueValueRatio", "CountDistinct"):
+            runner.addAnalyzer(getattr(A, s.name)(list(s.columns)))
+        else:
+            runner.addAnalyzer(getattr(A, s.name)(s.columns[0]))
+    result = runner.run()
+    return _metrics(A.AnalyzerContext.successMetricsAsDataFrame(spark, result).collect(), table)
+
+
+def _results(table: str, checks: List[CheckConfig], rows: List[Any], metrics) -> List[ConstraintResult]:
+    by_index = {}
+    for r in rows:
+        index = int(str(r["check"]).split(" ", 1)[0].lstrip("#"))
+        by_index[index] = r
+    results = []
+    for i, c in enumerate(checks):
+        spec = plan_metric(c)
+        metric = metrics.get((spec.name, spec.instance))
+        value = metric.value if metric else None
+        row = by_index.get(i)
+        status = row["constraint_status"] if row else "Failure"
+        message = (row["constraint_message"] or "") if row else "Deequ returned no result for this check"
+        result = ConstraintResult(
+            describe_check(c), c.level, status, spec.name, spec.instance, value, message, table
+        )
+        results.append(result)
+    return results

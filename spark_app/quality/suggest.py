@@ -1,0 +1,181 @@
+"""Constraint suggestions from a profile of the data, after Deequ's ConstraintSuggestionRunner.
+
+One aggregation profiles every column (non-null count, approximate distinct count, min for
+numbers, how many string values parse as integers, decimals or booleans); a second, small one
+collects the value sets of low-cardinality string columns. Rules, as Deequ's:
+
+- complete                  -> isComplete              (CompleteIfCompleteRule)
+- mostly complete           -> hasCompleteness >= a lower confidence bound (RetainCompletenessRule)
+- numbers never negative    -> isNonNegative           (NonNegativeNumbersRule)
+- few distinct strings      -> isContainedIn(values)   (CategoricalRangeRule)
+- complete, ~all distinct   -> isUnique                (UniqueIfApproximatelyUniqueRule)
+- strings that are numbers  -> hasDataType             (RetainTypeRule)
+
+Each suggestion carries Deequ's Scala code and, where this project has the check, the
+`CheckConfig` to paste under `quality.checks`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+from spark_app.config import CheckConfig
+
+MAX_CATEGORIES = 20  # a string column with at most this many distinct values gets a value range
+MAX_CATEGORY_SHARE = 0.1  # ... provided distinct values are at most this share of the rows
+UNIQUE_SHARE = 0.95  # approximate distinct / rows at or above this suggests isUnique
+_RSD = 0.02  # relative standard deviation of approx_count_distinct
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    column: str
+    description: str
+    code: str  # Deequ (Scala) code of the constraint
+    rule: str
+    check: Optional[CheckConfig] = None
+
+
+class Suggestions(list):
+    """A list of Suggestion with a printable table."""
+
+    def format(self) -> str:
+        if not self:
+            return "no constraints suggested"
+        headers = ["column", "constraint", "rule", "code"]
+        rows = [[s.column, s.description, s.rule, s.code] for s in self]
+        widths = [min(70, max(len(str(x)) for x in col)) for col in zip(headers, *rows)]
+
+        def line(cells: List[str]) -> str:
+            return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+        return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def suggest_constraints(df: Any) -> Suggestions:
+    """Suggest constraints for every column of `df` (two Spark jobs at most)."""
+    from pyspark.sql.types import NumericType, StringType
+
+    types = {f.name: f.dataType for f in df.schema.fields}
+    profile = _profile(df, types)
+    n = profile["n"]
+    categorical = [
+        c
+        for c, t in types.items()
+        if isinstance(t, StringType)
+        and 0 < profile[f"{c}#d"] <= MAX_CATEGORIES
+        and profile[f"{c}#d"] <= max(1.0, MAX_CATEGORY_SHARE * n)
+    ]
+    values = _value_sets(df, categorical)
+    out = Suggestions()
+    for c, t in types.items():
+        nn, distinct = profile[f"{c}#nn"], profile[f"{c}#d"]
+        completeness = nn / n if n else 0.0
+        out.extend(_completeness(c, completeness, n))
+        if isinstance(t, NumericType) and profile.get(f"{c}#min") is not None and profile[f"{c}#min"] >= 0:
+            out.append(
+                _suggest(
+                    c,
+                    "'{c}' has no negative values",
+                    f'.isNonNegative("{c}")',
+                    "NonNegativeNumbersRule",
+                    CheckConfig("isNonNegative", column=c),
+                )
+            )
+        if c in values:
+            vals = sorted(values[c])
+            quoted = ", ".join(f'"{v}"' for v in vals)
+            out.append(
+                _suggest(
+                    c,
+                    f"'{c}' has value range {', '.join(vals)}",
+                    f'.isContainedIn("{c}", Array({quoted}))',
+                    "CategoricalRangeRule",
+                    CheckConfig("isContainedIn", column=c, values=tuple(vals)),
+                )
+            )
+        if completeness == 1.0 and n > 1 and distinct / n >= UNIQUE_SHARE:
+            out.append(
+                _suggest(
+                    c,
+                    "'{c}' is unique",
+                    f'.isUnique("{c}")',
+                    "UniqueIfApproximatelyUniqueRule",
+                    CheckConfig("isUnique", column=c),
+                )
+            )
+        if isinstance(t, StringType) and nn:
+            out.extend(_retained_type(c, nn, profile))
+    return out
+
+
+def _suggest(column: str, description: str, code: str, rule: str, check: Optional[CheckConfig] = None):
+    return Suggestion(column, description.replace("{c}", column), code, rule, check)
+
+
+def _completeness(c: str, completeness: float, n: int) -> List[Suggestion]:
+    if completeness == 1.0 and n:
+        return [
+            _suggest(
+                c,
+                "'{c}' is not null",
+                f'.isComplete("{c}")',
+                "CompleteIfCompleteRule",
+                CheckConfig("isComplete", column=c),
+            )
+        ]
+    if 0.2 < completeness < 1.0:
+        # Deequ: the lower end of a 95% confidence interval of the observed share, floored to 2 digits
+        bound = completeness - 1.96 * math.sqrt(completeness * (1 - completeness) / n)
+        bound = math.floor(max(bound, 0.0) * 100) / 100
+        return [
+            _suggest(
+                c,
+                f"'{{c}}' has less than {1 - bound:.0%} missing values",
+                f'.hasCompleteness("{c}", _ >= {bound}, Some("It should be above {bound}!"))',
+                "RetainCompletenessRule",
+                CheckConfig("hasCompleteness", column=c, min=bound),
+            )
+        ]
+    return []
+
+
+def _retained_type(c: str, nn: int, profile: Dict[str, Any]) -> List[Suggestion]:
+    for kind, key in (("Boolean", "bool"), ("Integral", "int"), ("Fractional", "frac")):
+        if profile[f"{c}#{key}"] == nn:
+            code = f'.hasDataType("{c}", ConstrainableDataTypes.{kind})'
+            return [_suggest(c, f"'{{c}}' has type {kind}", code, "RetainTypeRule")]
+    return []
+
+
+def _profile(df: Any, types: Dict[str, Any]) -> Dict[str, Any]:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import NumericType, StringType
+
+    aggs = [F.count(F.lit(1)).alias("n")]
+    for c, t in types.items():
+        col = F.col(f"`{c}`")
+        aggs += [F.count(col).alias(f"{c}#nn"), F.approx_count_distinct(col, _RSD).alias(f"{c}#d")]
+        if isinstance(t, NumericType):
+            aggs.append(F.min(col.cast("double")).alias(f"{c}#min"))
+        if isinstance(t, StringType):
+            trimmed = F.lower(F.trim(col))
+            aggs.append(F.count(F.when(trimmed.isin("true", "false"), 1)).alias(f"{c}#bool"))
+            aggs.append(F.count(F.when(trimmed.rlike(r"^[+-]?\d+$"), 1)).alias(f"{c}#int"))
+            aggs.append(
+                F.count(F.when(trimmed.rlike(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), 1)).alias(
+                    f"{c}#frac"
+                )
+            )
+    return df.agg(*aggs).collect()[0].asDict()
+
+
+def _value_sets(df: Any, columns: List[str]) -> Dict[str, List[str]]:
+    if not columns:
+        return {}
+    from pyspark.sql import functions as F
+
+    row = df.agg(*[F.collect_set(F.col(f"`{c}`")).alias(c) for c in columns]).collect()[0]
+    return {c: [str(v) for v in row[c]] for c in columns}

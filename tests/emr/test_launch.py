@@ -1,0 +1,217 @@
+"""The run_job_flow request, field by field, and what EMR (moto's server) holds after a launch."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import boto3
+import pytest
+
+from spark_app.config import config_from_mapping
+from spark_app.emr.launch import (
+    GLUE_FACTORY,
+    emr_client,
+    job_arguments,
+    launch,
+    run_job_flow_request,
+    spark_submit_step,
+    submit,
+)
+from spark_app.emr.sizing import load_instance_types
+from spark_app.errors import ConfigError
+
+VERSION = "0123456789ab"
+TABLE = load_instance_types()
+
+
+def _cfg(endpoint_url=None, **emr):
+    section = {
+        "bucket": "art-bkt",
+        "prefix": "cmr",
+        "region": "us-east-1",
+        "endpoint_url": endpoint_url,
+        "release_label": "emr-7.5.0",
+        "master": {"instance_type": "m5.xlarge"},
+        "core": {"instance_type": "r5.12xlarge", "count": 19, "market": "SPOT"},
+        "tags": {"team": "ads"},
+        "spark_conf": {"spark.executor.memoryOverhead": "6g", "spark.serializer": "kryo"},
+        "subnet_id": "subnet-123",
+        **emr,
+    }
+    return config_from_mapping(
+        {
+            "events": {"path": "s3://ev/events"},
+            "dynamodb": {"table": "catalog", "region": "us-east-1"},
+            "postgres": {"url": "postgresql://etl@db:5432/catalog", "password_secret": "prod/pg"},
+            "emr": section,
+        }
+    )
+
+
+def _request(cfg=None, date="2026-11-19"):
+    cfg = cfg or _cfg()
+    args = job_arguments("catalog_match_rate", "emr.yaml", date=date)
+    return run_job_flow_request(cfg, VERSION, args, "emr.yaml", TABLE, label=date)
+
+
+def _conf(request, classification):
+    return next(c for c in request["Configurations"] if c["Classification"] == classification)
+
+
+def test_cluster_shape_roles_and_lifecycle():
+    r = _request()
+    assert r["Name"] == "cmr 2026-11-19"
+    assert r["ReleaseLabel"] == "emr-7.5.0"
+    assert r["Applications"] == [{"Name": "Hadoop"}, {"Name": "Spark"}]
+    assert r["LogUri"] == "s3://art-bkt/cmr/logs/"
+    assert r["ServiceRole"] == "EMR_DefaultRole" and r["JobFlowRole"] == "EMR_EC2_DefaultRole"
+    assert r["VisibleToAllUsers"] is True
+    assert r["AutoTerminationPolicy"] == {"IdleTimeout": 3600}
+    assert r["Instances"] == {
+        "InstanceGroups": [
+            {"Name": "master", "InstanceRole": "MASTER", "Market": "ON_DEMAND",
+             "InstanceType": "m5.xlarge", "InstanceCount": 1},
+            {"Name": "core", "InstanceRole": "CORE", "Market": "SPOT",
+             "InstanceType": "r5.12xlarge", "InstanceCount": 19},
+        ],
+        "KeepJobFlowAliveWhenNoSteps": False,
+        "TerminationProtected": False,
+        "Ec2SubnetId": "subnet-123",
+    }
+    assert r["Tags"] == [{"Key": "artifact-version", "Value": VERSION}, {"Key": "team", "Value": "ads"}]
+
+
+def test_bootstrap_installs_the_versions_requirements_with_the_configured_python():
+    assert _request()["BootstrapActions"] == [
+        {
+            "Name": "install python requirements",
+            "ScriptBootstrapAction": {
+                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh",
+                "Args": [f"s3://art-bkt/cmr/{VERSION}/requirements-node.txt", "/usr/bin/python3"],
+            },
+        }
+    ]
+
+
+def test_spark_defaults_come_from_sizing_with_spark_conf_on_top():
+    props = _conf(_request(), "spark-defaults")["Properties"]
+    assert props["spark.executor.instances"] == "170"
+    assert props["spark.executor.memory"] == "37g"
+    assert props["spark.executor.cores"] == "5"
+    assert props["spark.default.parallelism"] == "1700"
+    assert props["spark.driver.memory"] == "37g"
+    assert props["spark.executor.memoryOverhead"] == "6g"  # emr.spark_conf wins over sizing's 5g
+    assert props["spark.serializer"] == "kryo"
+    assert props["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "/usr/bin/python3"
+
+
+def test_python_env_yarn_checks_and_optional_glue_catalog():
+    r = _request(_cfg(python="/usr/local/bin/python3.9"))
+    assert _conf(r, "spark-env") == {
+        "Classification": "spark-env",
+        "Properties": {},
+        "Configurations": [
+            {
+                "Classification": "export",
+                "Properties": {
+                    "PYSPARK_PYTHON": "/usr/local/bin/python3.9",
+                    "PYSPARK_DRIVER_PYTHON": "/usr/local/bin/python3.9",
+                },
+            }
+        ],
+    }
+    assert _conf(r, "yarn-site")["Properties"] == {
+        "yarn.nodemanager.vmem-check-enabled": "false",
+        "yarn.nodemanager.pmem-check-enabled": "false",
+    }
+    assert "spark-hive-site" not in [c["Classification"] for c in r["Configurations"]]
+    glue = _request(_cfg(glue_catalog=True))
+    hive = _conf(glue, "spark-hive-site")["Properties"]
+    assert hive == {"hive.metastore.client.factory.class": GLUE_FACTORY}
+
+
+def test_step_runs_process_data_in_cluster_mode_from_the_versions_artifacts():
+    (step,) = _request()["Steps"]
+    assert step["Name"] == "cmr 2026-11-19"
+    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
+    assert step["HadoopJarStep"] == {
+        "Jar": "command-runner.jar",
+        "Args": [
+            "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
+            "--py-files", f"s3://art-bkt/cmr/{VERSION}/spark_app.zip",
+            "--files", f"s3://art-bkt/cmr/{VERSION}/emr.yaml",
+            f"s3://art-bkt/cmr/{VERSION}/process_data.py",
+            "--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", "emr.yaml",
+        ],
+    }
+
+
+def test_deequ_jar_is_shipped_with_jars_when_configured():
+    cfg = _cfg(deequ_jar="s3://jars/deequ-2.0.7-spark-3.5.jar")
+    step = spark_submit_step(cfg, VERSION, ["--x"], "emr.yaml", "n")
+    args = step["HadoopJarStep"]["Args"]
+    assert args[args.index("--jars") + 1] == "s3://jars/deequ-2.0.7-spark-3.5.jar"
+    assert args.index("--jars") < args.index(f"s3://art-bkt/cmr/{VERSION}/process_data.py")
+
+
+def test_job_arguments_take_one_day_or_a_range():
+    assert job_arguments("p", "c.yaml", date_from="2026-11-01", date_to="2026-11-03") == [
+        "--pipeline", "p", "--from", "2026-11-01", "--to", "2026-11-03", "--conf", "c.yaml",
+    ]
+    for bad in ({}, {"date": "2026-11-01", "date_from": "2026-11-01"}, {"date_from": "2026-11-01"}):
+        with pytest.raises(ConfigError, match="--date"):
+            job_arguments("p", "c.yaml", **bad)
+
+
+def test_no_secret_from_the_environment_reaches_the_request(monkeypatch):
+    secret = f"pw-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PGPASSWORD", secret)
+    assert secret not in json.dumps(_request())
+
+
+def test_launch_on_moto_holds_every_field(moto_server):
+    cfg = _cfg(endpoint_url=moto_server.endpoint_url)
+    client = emr_client(cfg.emr)
+    request = _request(cfg)
+    launched = launch(client, request)
+    cluster = client.describe_cluster(ClusterId=launched.cluster_id)["Cluster"]
+    assert cluster["Name"] == "cmr 2026-11-19"
+    assert cluster["ReleaseLabel"] == "emr-7.5.0"
+    assert cluster["LogUri"] == "s3://art-bkt/cmr/logs/"
+    assert cluster["ServiceRole"] == "EMR_DefaultRole"
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == "EMR_EC2_DefaultRole"
+    assert cluster["VisibleToAllUsers"] is True
+    assert cluster["AutoTerminate"] is True
+    assert {a["Name"] for a in cluster["Applications"]} == {"Hadoop", "Spark"}
+    assert {t["Key"]: t["Value"] for t in cluster["Tags"]} == {"artifact-version": VERSION, "team": "ads"}
+    held = {c["Classification"]: c.get("Properties") for c in cluster["Configurations"]}
+    assert held["spark-defaults"]["spark.executor.instances"] == "170"
+    groups = client.list_instance_groups(ClusterId=launched.cluster_id)["InstanceGroups"]
+    shapes = [(g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups]
+    assert sorted(shapes) == [
+        ("CORE", "r5.12xlarge", 19),
+        ("MASTER", "m5.xlarge", 1),
+    ]
+    (action,) = client.list_bootstrap_actions(ClusterId=launched.cluster_id)["BootstrapActions"]
+    assert action["ScriptPath"] == f"s3://art-bkt/cmr/{VERSION}/setup.sh"
+    assert action["Args"] == [f"s3://art-bkt/cmr/{VERSION}/requirements-node.txt", "/usr/bin/python3"]
+    (step,) = client.list_steps(ClusterId=launched.cluster_id)["Steps"]
+    assert launched.step_ids == [step["Id"]]
+    assert step["Config"]["Args"] == request["Steps"][0]["HadoopJarStep"]["Args"]
+    assert step["ActionOnFailure"] == "TERMINATE_CLUSTER"
+
+
+def test_submit_adds_the_same_step_to_a_running_cluster(moto_server):
+    cfg = _cfg(endpoint_url=moto_server.endpoint_url)
+    client = emr_client(cfg.emr)
+    raw = boto3.client("emr", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    cluster_id = raw.run_job_flow(
+        Name="shared", ReleaseLabel="emr-7.5.0", ServiceRole="r", JobFlowRole="r",
+        Instances={"MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
+    )["JobFlowId"]
+    step = spark_submit_step(cfg, VERSION, job_arguments("p", "emr.yaml", date="2026-11-18"), "emr.yaml", "n")
+    step_id = submit(client, cluster_id, step)
+    described = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]
+    assert described["Config"]["Args"][-4:] == ["--date", "2026-11-18", "--conf", "emr.yaml"]
+    assert described["Config"]["Jar"] == "command-runner.jar"

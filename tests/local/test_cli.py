@@ -1,0 +1,153 @@
+"""The local stack CLI: `up` starts and fills the services, `down` stops them, the report reads back."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+import yaml
+
+from spark_app.config import load_config
+from spark_app.local.cli import Stack, main
+from spark_app.local.results import format_rates, print_report
+from spark_app.local.servers import free_port, port_open
+
+DAY = date(2026, 11, 19)
+
+
+def write_conf(tmp: Path, pg_port: int, moto_port: int) -> Path:
+    conf = {
+        "source": "events",
+        "spark": {"master": "local[2]"},
+        "events": {"path": str(tmp / "events"), "format": "json", "quarantine_path": str(tmp / "quarantine")},
+        "dynamodb": {
+            "table": "product_catalog",
+            "region": "us-east-1",
+            "endpoint_url": f"http://127.0.0.1:{moto_port}",
+        },
+        "postgres": {"url": f"postgresql://postgres@127.0.0.1:{pg_port}/catalog"},
+        "local_services": {
+            "dynamodb_port": moto_port,
+            "postgres": {"port": pg_port, "data_dir": str(tmp / "state" / "pg"), "database": "catalog"},
+            "sample": {"events": 3000, "advertisers": 3, "products_per_advertiser": 50, "seed": 4},
+        },
+    }
+    path = tmp / "local.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack_up(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("stack")
+    conf = write_conf(tmp, free_port(), free_port())
+    assert main(["up", "--conf", str(conf), "--date", str(DAY)]) == 0
+    stack = Stack(load_config(conf), conf)
+    yield stack
+    main(["down", "--conf", str(conf)])
+
+
+def test_up_starts_postgres_and_a_detached_moto(stack_up):
+    pid = int(stack_up.moto_pid_file.read_text())
+    assert b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert stack_up.moto_pid_file.parent == stack_up.pg.data_dir.parent
+    conn = psycopg2.connect(stack_up.cfg.postgres.url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        assert cur.fetchone() == ("catalog",)
+    conn.close()
+
+
+def test_up_writes_the_sample_day_and_loads_the_catalog(stack_up):
+    day_dir = stack_up.events_root / "dt=2026-11-19"
+    assert (day_dir / "_SUCCESS").exists()
+    assert len(list(day_dir.glob("part-*.json.gz"))) == 4
+    client = boto3.client(
+        "dynamodb", endpoint_url=stack_up.cfg.dynamodb.endpoint_url, region_name="us-east-1"
+    )
+    items = client.scan(TableName="product_catalog", Select="COUNT")
+    assert items["Count"] == 120  # 80% of 3 advertisers x 50 products
+
+
+def test_a_second_up_reuses_what_runs(stack_up, capsys):
+    pid = stack_up.moto_pid_file.read_text()
+    assert main(["up", "--conf", str(stack_up.conf_path), "--date", str(DAY)]) == 0
+    out = capsys.readouterr().out
+    assert "PostgreSQL   already running" in out
+    assert "(moto) already running" in out
+    assert "dt=2026-11-19 already present" in out
+    assert stack_up.moto_pid_file.read_text() == pid
+
+
+def test_report_compares_the_published_rates_with_the_truth(stack_up):
+    from spark_app.local.results import expected_rates
+
+    truth = expected_rates(stack_up, DAY)
+    assert len(truth) == 3
+    first, second, third = sorted(truth)
+    conn = psycopg2.connect(stack_up.cfg.postgres.url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE advertiser_match_rates (day date, advertiser_id bigint, total_products bigint, "
+            "matched_products bigint, total_views bigint, matched_views bigint, match_rate double precision)"
+        )
+        cur.execute(
+            "CREATE TABLE pipeline_runs (pipeline text, day date, status text, error text, started_at int)"
+        )
+        cur.execute(
+            "INSERT INTO pipeline_runs VALUES ('catalog_match_rate', %s, 'succeeded', NULL, 1)", (DAY,)
+        )
+        for adv, views_delta in ((first, 0), (second, 1)):
+            t = truth[adv]
+            cur.execute(
+                "INSERT INTO advertiser_match_rates VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (DAY, adv, t["total_products"], t["matched_products"], t["total_views"] + views_delta,
+                 t["matched_views"], t["match_rate"]),
+            )  # fmt: skip
+    lines = []
+    print_report(stack_up, DAY, say=lines.append)
+    text = "\n".join(lines)
+    conn.close()
+    assert "last run of 2026-11-19: succeeded" in text
+    row = {line.split()[0]: line for line in text.splitlines() if line.strip()[:1].isdigit()}
+    assert row[str(first)].endswith(" ok")
+    assert "expected" in row[str(second)]
+    assert row[str(third)].endswith("MISSING")
+    assert "2 row(s) differ from the truth" in text
+    assert f"quarantine    {stack_up.cfg.events.quarantine_path}" in text
+
+
+def test_format_rates_without_a_truth_has_no_check_column():
+    text = format_rates([(12, 4, 3, 10, 7, 0.7)], None)
+    header, rule, row = text.splitlines()
+    assert header.split() == ["advertiser_id", "products", "matched", "views", "matched_views", "match_rate"]
+    assert row.split() == ["12", "4", "3", "10", "7", "0.7000"]
+
+
+def test_down_stops_both_services(tmp_path, capsys):
+    pg_port, moto_port = free_port(), free_port()
+    conf = write_conf(tmp_path, pg_port, moto_port)
+    assert main(["up", "--conf", str(conf)]) == 0  # no --date: services and catalog only
+    assert port_open(pg_port) and port_open(moto_port)
+    assert not (tmp_path / "events").exists()
+    pid = int((tmp_path / "state" / "moto.pid").read_text())
+    assert main(["down", "--conf", str(conf)]) == 0
+    assert not port_open(pg_port) and not port_open(moto_port)
+    assert not (tmp_path / "state" / "moto.pid").exists()
+    assert not os.path.exists(f"/proc/{pid}")
+    assert "stopped" in capsys.readouterr().out
+    assert main(["down", "--conf", str(conf)]) == 0  # nothing running: still fine
+
+
+def test_a_config_without_local_services_is_refused(tmp_path, capsys):
+    conf = write_conf(tmp_path, free_port(), free_port())
+    data = yaml.safe_load(conf.read_text())
+    del data["local_services"]
+    conf.write_text(yaml.safe_dump(data))
+    assert main(["up", "--conf", str(conf)]) == 2
+    assert "local_services: required" in capsys.readouterr().err

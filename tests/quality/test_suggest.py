@@ -1,0 +1,60 @@
+"""Constraint suggestions follow Deequ's rules on a small, hand-checked profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_app.config import CheckConfig
+from spark_app.quality.suggest import suggest_constraints
+
+
+@pytest.fixture(scope="module")
+def suggestions(spark):
+    # 30 rows: id 1..30; country cycles a, b, c; amount NULL on every 10th row; code "1".."5" as text.
+    rows = [(i, "abc"[i % 3], None if i % 10 == 0 else i * 2, str(i % 5 + 1)) for i in range(1, 31)]
+    df = spark.createDataFrame(rows, "id bigint, country string, amount int, code string")
+    return suggest_constraints(df)
+
+
+def by_column(suggestions, column):
+    return [(s.rule, s.check) for s in suggestions if s.column == column]
+
+
+def test_complete_non_negative_distinct_column_is_suggested_as_a_key(suggestions):
+    assert by_column(suggestions, "id") == [
+        ("CompleteIfCompleteRule", CheckConfig("isComplete", column="id")),
+        ("NonNegativeNumbersRule", CheckConfig("isNonNegative", column="id")),
+        ("UniqueIfApproximatelyUniqueRule", CheckConfig("isUnique", column="id")),
+    ]
+
+
+def test_low_cardinality_strings_get_their_value_range(suggestions):
+    assert by_column(suggestions, "country") == [
+        ("CompleteIfCompleteRule", CheckConfig("isComplete", column="country")),
+        ("CategoricalRangeRule", CheckConfig("isContainedIn", column="country", values=("a", "b", "c"))),
+    ]
+    (code,) = [s.code for s in suggestions if s.rule == "CategoricalRangeRule"]
+    assert code == '.isContainedIn("country", Array("a", "b", "c"))'
+
+
+def test_mostly_complete_column_keeps_a_confidence_bound(suggestions):
+    # 27 of 30 present: 0.9 - 1.96 * sqrt(0.9 * 0.1 / 30) = 0.7926..., floored to 0.79
+    assert by_column(suggestions, "amount") == [
+        ("RetainCompletenessRule", CheckConfig("hasCompleteness", column="amount", min=0.79)),
+        ("NonNegativeNumbersRule", CheckConfig("isNonNegative", column="amount")),
+    ]
+
+
+def test_numeric_text_keeps_its_type(suggestions):
+    assert by_column(suggestions, "code") == [
+        ("CompleteIfCompleteRule", CheckConfig("isComplete", column="code")),
+        ("RetainTypeRule", None),
+    ]
+    assert suggestions[-1].code == '.hasDataType("code", ConstrainableDataTypes.Integral)'
+
+
+def test_format_prints_one_line_per_suggestion(suggestions):
+    lines = suggestions.format().splitlines()
+    assert lines[0].split() == ["column", "constraint", "rule", "code"]
+    assert len(lines) == 2 + len(suggestions)
+    assert "'amount' has less than 21% missing values" in suggestions.format()
