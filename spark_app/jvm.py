@@ -1,0 +1,55 @@
+"""The JVM jars that `make jars` fetches into .jars/ (listed in requirements/pom.xml), for local sessions.
+
+Standard library only, so it can be imported before Spark is. On EMR the jars come with the cluster
+or through spark-submit, not from here.
+
+Local sessions put the jars on the class path with spark.driver.extraClassPath and
+spark.executor.extraClassPath rather than spark.jars: spark.jars copies each jar, the 280 MB AWS SDK
+bundle included, into every session's temporary folder, which makes each session start seconds slower.
+Executors of local and local-cluster masters run on this machine, so the same paths hold for them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+JARS_DIR = ".jars"
+
+
+def repo_root() -> Path:
+    """The repository root: the folder that holds spark_app/."""
+    return Path(__file__).resolve().parent.parent
+
+
+def local_jars(root: Optional[Union[str, Path]] = None) -> List[str]:
+    """Absolute paths of the jars in `root`/.jars (sorted), or [] when `make jars` has not run."""
+    folder = Path(root if root is not None else repo_root()) / JARS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(str(p.resolve()) for p in folder.glob("*.jar") if p.is_file())
+
+
+def jar_for(artifact_prefix: str, root: Optional[Union[str, Path]] = None) -> Optional[str]:
+    """The fetched jar whose file name starts with `artifact_prefix` (e.g. "deequ-"), or None."""
+    for path in local_jars(root):
+        if os.path.basename(path).startswith(artifact_prefix):
+            return path
+    return None
+
+
+def local_jar_conf(root: Optional[Union[str, Path]] = None) -> Dict[str, str]:
+    """Spark settings that put the fetched jars on the driver and executor class path ({} if none).
+
+    Only for sessions started from this Python process (the driver JVM reads
+    spark.driver.extraClassPath at launch, so it has no effect on a session that is already running).
+    """
+    jars = local_jars(root)
+    if not jars:
+        return {}
+    class_path = os.pathsep.join(jars)
+    return {
+        "spark.driver.extraClassPath": class_path,
+        "spark.executor.extraClassPath": class_path,
+    }
