@@ -8,6 +8,7 @@ import sys
 from typing import Dict, Optional
 
 from spark_app.config import SparkConfig
+from spark_app.jvm import local_jar_conf
 
 # Settings every run gets; spark-submit or the config may override any of them.
 BASE_CONF: Dict[str, str] = {
@@ -53,6 +54,7 @@ def build_session(cfg: Optional[SparkConfig] = None, extra_conf: Optional[Dict[s
     conf = dict(BASE_CONF)
     if master and master.startswith("local"):
         conf.update(LOCAL_CONF)
+        conf.update(local_jar_conf())  # Deequ, JDBC, S3A from `make jars`; on EMR they come with the job
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
     for key, value in conf.items():
