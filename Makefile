@@ -8,8 +8,13 @@ CONF ?= conf/local.yaml
 DATE ?= 2026-11-19
 SIZE ?= default
 export SPARK_LOCAL_IP ?= 127.0.0.1
+# A real Trino server for the Presto tests and benchmarks (tests/support/trino.py), unpacked
+# once from Maven Central into .trino/ by `make trino`; it needs Java 24+ (TRINO_JAVA_HOME).
+TRINO_VERSION ?= 476
+TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
+TRINO_STAMP := $(TRINO_HOME)/.installed
 
-.PHONY: setup run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup run test lint bench package deploy db-upgrade services stop clean trino
 
 setup: $(STAMP)
 
@@ -54,3 +59,16 @@ stop: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .local .bench dist .pytest_cache .ruff_cache spark-warehouse
+
+# Trino server (no plugins) plus the Hive connector plugin, fetched with Maven.
+trino: $(TRINO_STAMP)
+
+$(TRINO_STAMP): requirements/trino.xml
+	@command -v mvn >/dev/null || { echo "make trino needs Maven (mvn) on PATH"; exit 1; }
+	rm -rf .trino/unpack $(TRINO_HOME)
+	mvn -q -B -f requirements/trino.xml -Dtrino.version=$(TRINO_VERSION) \
+		-Dtrino.dir=$(CURDIR)/.trino/unpack dependency:unpack
+	mv .trino/unpack/trino-server-core-$(TRINO_VERSION) $(TRINO_HOME)
+	mv .trino/unpack/plugin/trino-hive-$(TRINO_VERSION) $(TRINO_HOME)/plugin/hive
+	rm -rf .trino/unpack
+	@touch $@
