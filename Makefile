@@ -60,15 +60,18 @@ stop: $(STAMP)
 clean:
 	rm -rf $(VENV) .local .bench dist .pytest_cache .ruff_cache spark-warehouse
 
-# Trino server (no plugins) plus the Hive connector plugin, fetched with Maven.
+# Trino server (no plugins) plus the Hive connector plugin, fetched with Maven; tar, not Maven,
+# unpacks the server: its plugin folders hold hard links to lib/ jars.
 trino: $(TRINO_STAMP)
 
 $(TRINO_STAMP): requirements/trino.xml
 	@command -v mvn >/dev/null || { echo "make trino needs Maven (mvn) on PATH"; exit 1; }
-	rm -rf .trino/unpack $(TRINO_HOME)
+	rm -rf .trino/download $(TRINO_HOME)
 	mvn -q -B -f requirements/trino.xml -Dtrino.version=$(TRINO_VERSION) \
-		-Dtrino.dir=$(CURDIR)/.trino/unpack dependency:unpack
-	mv .trino/unpack/trino-server-core-$(TRINO_VERSION) $(TRINO_HOME)
-	mv .trino/unpack/plugin/trino-hive-$(TRINO_VERSION) $(TRINO_HOME)/plugin/hive
-	rm -rf .trino/unpack
+		-Dtrino.dir=$(CURDIR)/.trino/download dependency:copy
+	tar -xzf .trino/download/trino-server-core-$(TRINO_VERSION).tar.gz -C .trino
+	mv .trino/trino-server-core-$(TRINO_VERSION) $(TRINO_HOME)
+	$(PYTHON) -m zipfile -e .trino/download/trino-hive-$(TRINO_VERSION).zip $(TRINO_HOME)/plugin
+	mv $(TRINO_HOME)/plugin/trino-hive-$(TRINO_VERSION) $(TRINO_HOME)/plugin/hive
+	rm -rf .trino/download
 	@touch $@
