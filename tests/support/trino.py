@@ -18,6 +18,7 @@ passwords from `users` (the `trino` client then needs `http_scheme="https"`,
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import hashlib
 import json
@@ -69,6 +70,19 @@ def find_java_home() -> Path:
             if _java_major(Path(candidate)) >= MIN_JAVA:
                 return Path(candidate)
     raise FileNotFoundError(f"Trino needs Java {MIN_JAVA}+: set TRINO_JAVA_HOME to such a JDK")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, so no JVM outlives a crash.
+
+    The launcher execs java in place, so the setting reaches the JVM (Linux only, else a no-op).
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -299,8 +313,9 @@ class LocalTrino:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                cwd=self.work_dir, start_new_session=True,
+                cwd=self.work_dir, start_new_session=True, preexec_fn=_die_with_parent,
             )
+        atexit.register(self.stop)
         try:
             self._wait_ready(started + self.startup_timeout)
         except BaseException:
@@ -350,6 +365,7 @@ class LocalTrino:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server (SIGTERM to its process group, then SIGKILL) and remove its temp dir."""
         process, self.process = self.process, None
+        atexit.unregister(self.stop)
         if process is not None and process.poll() is None:
             try:
                 os.killpg(process.pid, 15)
