@@ -73,5 +73,5 @@ $(TRINO_STAMP): requirements/trino.xml
 	mv .trino/trino-server-core-$(TRINO_VERSION) $(TRINO_HOME)
 	$(PYTHON) -m zipfile -e .trino/download/trino-hive-$(TRINO_VERSION).zip $(TRINO_HOME)/plugin
 	mv $(TRINO_HOME)/plugin/trino-hive-$(TRINO_VERSION) $(TRINO_HOME)/plugin/hive
-	rm -rf .trino/download
+	rm -rf .trino/download .trino/target
 	@touch $@
