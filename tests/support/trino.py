@@ -291,9 +291,7 @@ class LocalTrino:
             "io.airlift": "WARN",
             "org.eclipse.jetty": "WARN",
         })
-        catalog = self.catalog_properties()
-        catalog.setdefault("hive.metastore.catalog.dir", f"local://{self.work_dir / 'metastore'}")
-        _properties(etc / "catalog" / "hive.properties", catalog)
+        _properties(etc / "catalog" / "hive.properties", self.catalog_properties())
 
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> LocalTrino:
