@@ -9,12 +9,22 @@ JARS := .jars
 JARS_STAMP := $(JARS)/.fetched
 # Extra Maven arguments, e.g. MAVEN_ARGS="-s settings.xml" behind a mirror.
 MAVEN_ARGS ?=
+# Maven from Debian when the machine has none (a fresh machine; Maven Central is the registry).
+ENSURE_MVN = command -v mvn >/dev/null || { \
+	echo "No mvn on PATH: installing Debian's maven"; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven; }
 CONF ?= conf/local.yaml
 DATE ?= 2026-11-19
 SIZE ?= default
 export SPARK_LOCAL_IP ?= 127.0.0.1
+# A real Trino server for the Presto tests and benchmarks (tests/support/trino.py), unpacked
+# once from Maven Central into .trino/ by `make trino`; it needs Java 24+ (TRINO_JAVA_HOME).
+TRINO_VERSION ?= 476
+TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
+TRINO_STAMP := $(TRINO_HOME)/.installed
 
-.PHONY: setup jars run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars trino run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -35,10 +45,7 @@ jars: $(JARS_STAMP)
 # Only the listed jars, none of their transitive ones (the pom excludes them). MAVEN_ARGS is taken
 # out of mvn's environment so Maven 3.9, which reads it there too, does not get it twice.
 $(JARS_STAMP): requirements/pom.xml
-	@command -v mvn >/dev/null || { \
-		echo "No mvn on PATH: installing Debian's maven"; \
-		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q maven; }
+	@$(ENSURE_MVN)
 	rm -rf $(JARS)
 	env -u MAVEN_ARGS mvn -q -B -Dstyle.color=never $(MAVEN_ARGS) -f requirements/pom.xml \
 		dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)"
@@ -47,14 +54,14 @@ $(JARS_STAMP): requirements/pom.xml
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP)
+test: $(STAMP) $(TRINO_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP)
+bench: $(STAMP) $(TRINO_STAMP)
 	$(PY) -m bench --size $(SIZE)
 
 package: $(STAMP)
@@ -73,4 +80,20 @@ stop: $(STAMP)
 	$(PY) -m spark_app.local.cli down --conf $(CONF)
 
 clean:
-	rm -rf $(VENV) $(JARS) .local .bench dist .pytest_cache .ruff_cache spark-warehouse
+	rm -rf $(VENV) $(JARS) .trino .local .bench dist .pytest_cache .ruff_cache spark-warehouse
+
+# Trino server (no plugins) plus the Hive connector plugin, fetched with Maven; tar, not Maven,
+# unpacks the server: its plugin folders hold hard links to lib/ jars.
+trino: $(TRINO_STAMP)
+
+$(TRINO_STAMP): requirements/trino.xml
+	@$(ENSURE_MVN)
+	rm -rf .trino/download $(TRINO_HOME)
+	env -u MAVEN_ARGS mvn -q -B -Dstyle.color=never $(MAVEN_ARGS) -f requirements/trino.xml -Dtrino.version=$(TRINO_VERSION) \
+		-Dtrino.dir=$(CURDIR)/.trino/download dependency:copy
+	tar -xzf .trino/download/trino-server-core-$(TRINO_VERSION).tar.gz -C .trino
+	mv .trino/trino-server-core-$(TRINO_VERSION) $(TRINO_HOME)
+	$(PYTHON) -m zipfile -e .trino/download/trino-hive-$(TRINO_VERSION).zip $(TRINO_HOME)/plugin
+	mv $(TRINO_HOME)/plugin/trino-hive-$(TRINO_VERSION) $(TRINO_HOME)/plugin/hive
+	rm -rf .trino/download .trino/target
+	@touch $@
