@@ -110,7 +110,7 @@ def up(stack: Stack, day: Optional[date], say=print) -> Dict[str, bool]:
     say(f"PostgreSQL   {'started' if started['postgres'] else 'already running'} at {pg.url}")
     started["moto"] = start_moto(stack)
     say(
-        f"moto         (DynamoDB, S3) {'started' if started['moto'] else 'already running'} "
+        f"DynamoDB, S3 (moto) {'started' if started['moto'] else 'already running'} "
         f"at http://127.0.0.1:{stack.moto_port}"
     )
     _warn_on_mismatched_endpoints(stack, say)
@@ -225,9 +225,9 @@ def down(stack: Stack, say=print, postgres: bool = True, moto: bool = True) -> N
         pid = _read_pid(stack.moto_pid_file)
         if pid is not None and _is_moto(pid):
             _stop_pid(pid)
-            say(f"moto         (DynamoDB, S3) stopped (pid {pid})")
+            say(f"DynamoDB, S3 (moto) stopped (pid {pid})")
         elif port_open(stack.moto_port):
-            say(f"moto         port {stack.moto_port} is answering but was not started here; left alone")
+            say(f"DynamoDB, S3 port {stack.moto_port} is answering but was not started here; left alone")
         stack.moto_pid_file.unlink(missing_ok=True)
     if postgres:
         pg = stack.pg
@@ -302,9 +302,7 @@ def run(stack: Stack, day: date, say=print) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m spark_app.local.cli", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m spark_app.local.cli", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "run"])
     parser.add_argument("--conf", default="conf/local.yaml", help="YAML config with a local_services section")
     parser.add_argument(

@@ -133,7 +133,7 @@ def where_things_are(stack: Stack) -> str:
 def _s3_line(stack: Stack) -> List[str]:
     if not stack.events_in_s3 or stack.cfg.s3 is None:
         return []
-    return [f"S3            {stack.cfg.s3.endpoint_url} (moto, in memory; e.g. aws --endpoint-url ... s3 ls)"]
+    return [f"S3            {stack.cfg.s3.endpoint_url} (moto, in memory)"]
 
 
 def _pg_bin_dir() -> Optional[str]:
