@@ -101,7 +101,7 @@ def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
         from spark_app.session import fake_aws_credentials
 
         fake_aws_credentials()
-    spark = build_session(cfg.spark)
+    spark = build_session(cfg.spark, s3=cfg.s3)
     try:
         if args.command == "run":
             return _run_days(spark, cfg, pipeline, days)

@@ -10,10 +10,14 @@ dt=D+1 partial). Measured on Spark local[2], each after a warm-up read of a smal
   (so no column is pruned away): no validation, no reasons, no quarantine, no corrupt-file
   names;
 - the gzip integrity check alone (`find_corrupt_gzip`), as a share of our extract time;
-- ours and the peer again on the same day written as Parquet.
+- ours and the peer again on the same day written as Parquet;
+- ours on the same gzip JSON day uploaded to moto's S3 (the bench's moto server), read through
+  S3A and boto3 exactly as the job reads `s3://` locally.
 
 Ratios: peer seconds / our seconds (> 1 would mean ours is faster); the price of validating
-every record and naming bad files is what the ratio shows below 1.
+every record and naming bad files is what the ratio shows below 1. The S3 row's ratio is its
+time over the local-file time: the cost of the S3 path through a local emulator (HTTP, S3A's
+requests, moto's Python server), not the cost of S3 itself.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from pathlib import Path
 from typing import List
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
-from spark_app.config import EventsConfig, SparkConfig
-from spark_app.events.files import day_folders, find_corrupt_gzip, list_data_files
+from spark_app.config import EventsConfig, S3Config, SparkConfig
+from spark_app.events.files import day_folders, find_corrupt_gzip, list_data_files, s3_client
 from spark_app.events.read import read_day_events
+from spark_app.local.s3_upload import ensure_bucket, upload_tree
 from spark_app.local.sample_data import SampleSpec, write_day
 
 EVENTS = 2_000_000
@@ -35,11 +40,12 @@ FILES = 8
 DAY = date(2024, 3, 10)
 # ts as text: the day mixes ISO-8601 strings and epoch milliseconds, which no single type reads.
 PEER_SCHEMA = "event_id string, event_type string, ts string, advertiser_id bigint, product_id string"
+BUCKET = "bench-extract"
 
 
 def run(ctx: BenchContext) -> List[BenchRow]:
     own_spark = ctx.spark is None
-    spark = ctx.spark or _start_spark()
+    spark = ctx.spark or _start_spark(_s3(ctx))
     try:
         return _measure(ctx, spark)
     finally:
@@ -58,8 +64,49 @@ def _measure(ctx: BenchContext, spark) -> List[BenchRow]:
         _say(f"extract: written in {seconds:.1f}s ({mb:.0f} MB)")
         _warm_up(spark, ctx.work_dir / f"warm-{fmt}", fmt)
         rows += _measure_format(spark, root, fmt, sample.counts)
+        if fmt == "json" and _s3(ctx) is not None:
+            rows.append(_measure_s3(ctx, spark, root, rows[0]))
         shutil.rmtree(root, ignore_errors=True)
     return rows
+
+
+def _s3(ctx: BenchContext):
+    """moto's S3 of the bench run (None when the module runs without the bench's servers)."""
+    return S3Config(endpoint_url=ctx.moto.endpoint_url, path_style_access=True) if ctx.moto else None
+
+
+def _measure_s3(ctx: BenchContext, spark, root: Path, local_row: BenchRow) -> BenchRow:
+    """The same gzip JSON day from moto's S3 (after a warm-up read of a small day there)."""
+    s3 = _s3(ctx)
+    client = s3_client(s3)
+    ensure_bucket(client, BUCKET)
+    warm = ctx.work_dir / "warm-s3"
+    write_day(warm, DAY, SampleSpec(events=20_000), files=2)
+    upload_tree(client, warm, f"s3://{BUCKET}/warm")
+    shutil.rmtree(warm, ignore_errors=True)
+    read_day_events(spark, EventsConfig(path=f"s3://{BUCKET}/warm"), DAY, run_id="warm", s3=s3).release()
+    _, upload = timed(upload_tree, client, root, f"s3://{BUCKET}/events")
+    cfg = EventsConfig(path=f"s3://{BUCKET}/events")
+    with PeakMemory() as mem:
+        (result, in_day), seconds = timed(_ours, spark, cfg, s3)
+    lines = result.counts["lines_read"]
+    _say(f"extract: ours gzip JSON from moto S3: {lines:,} lines in {seconds:.1f}s, {result.counts}")
+    result.release()
+    return BenchRow(
+        "extract: gzip JSON from moto S3 (S3A + boto3), validated + counted",
+        lines,
+        seconds,
+        driver_peak_mb=mem.driver_mb,
+        worker_peak_mb=mem.worker_mb or None,
+        ratio=seconds / local_row.seconds,
+        ratio_label="x the same day from local files (S3 path through a local emulator)",
+        extra={
+            "in_day": in_day,
+            "local_in_day": local_row.extra["in_day"],
+            "local_seconds": round(local_row.seconds, 2),
+            "upload_seconds": round(upload, 2),
+        },
+    )
 
 
 def _measure_format(spark, root: Path, fmt: str, truth) -> List[BenchRow]:
@@ -107,8 +154,8 @@ def _measure_format(spark, root: Path, fmt: str, truth) -> List[BenchRow]:
     return rows
 
 
-def _ours(spark, cfg: EventsConfig):
-    result = read_day_events(spark, cfg, DAY, run_id="bench")
+def _ours(spark, cfg: EventsConfig, s3=None):
+    result = read_day_events(spark, cfg, DAY, run_id="bench", s3=s3)
     return result, result.events.count()
 
 
@@ -135,11 +182,12 @@ def _warm_up(spark, root: Path, fmt: str) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _start_spark():
+def _start_spark(s3=None):
     from spark_app.session import build_session
 
     return build_session(
-        SparkConfig(
+        s3=s3,
+        cfg=SparkConfig(
             master="local[2]",
             app_name="bench-extract",
             conf={
@@ -147,7 +195,7 @@ def _start_spark():
                 "spark.ui.showConsoleProgress": "false",
                 "spark.driver.memory": "4g",
             },
-        )
+        ),
     )
 
 

@@ -98,8 +98,8 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     from spark_app.events.read import read_day_events
 
     assert cfg.events is not None
-    check_day_available(cfg.events, day)  # raises DataNotReady; logs what dt=D+1 lacks
-    day_events = read_day_events(spark, cfg.events, day, run_id)  # logs corrupt files, quarantine
+    check_day_available(cfg.events, day, s3=cfg.s3)  # raises DataNotReady; logs what dt=D+1 lacks
+    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3)  # logs corrupt files, quarantine
     per_key = count_product_views(day_events.events).persist(StorageLevel.MEMORY_AND_DISK)
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),

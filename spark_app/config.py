@@ -44,6 +44,18 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    """Where S3 is, when it is not AWS's own (a local emulator); unset on EMR.
+
+    Local sessions map it to Spark's S3A settings (spark_app.session.s3a_conf) and the job's
+    boto3 clients for S3 use the same endpoint (spark_app.events.files.s3_client).
+    """
+
+    endpoint_url: Optional[str] = None  # http(s)://host:port; None: AWS's endpoints
+    path_style_access: bool = False  # http://host/bucket/key instead of http://bucket.host/key
+
+
+@dataclass(frozen=True)
 class PrestoConfig:
     host: str
     port: int = 443
@@ -154,7 +166,8 @@ class SampleConfig:
 class LocalServicesConfig:
     """Embedded servers for `make run`; only conf/local.yaml has this section."""
 
-    dynamodb_port: int = 54330
+    dynamodb_port: int = 54330  # moto's port: it serves DynamoDB and S3
+    sample_dir: str = ".local/sample-events"  # the generated day, uploaded when events.path is s3://
     postgres: LocalPostgresConfig = field(default_factory=LocalPostgresConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
 
@@ -208,6 +221,7 @@ class Config:
     events: Optional[EventsConfig] = None
     source: Literal["events", "presto"] = "events"
     presto: Optional[PrestoConfig] = None
+    s3: Optional[S3Config] = None
     spark: SparkConfig = field(default_factory=SparkConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     local_services: Optional[LocalServicesConfig] = None
@@ -254,6 +268,9 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: postgres.url: expected postgresql://user@host:port/database")
     if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
+    if cfg.s3 and cfg.s3.endpoint_url and not re.match(r"^https?://[^/\s]+/?$", cfg.s3.endpoint_url):
+        got = cfg.s3.endpoint_url
+        raise ConfigError(f"{source}: s3.endpoint_url: expected http(s)://host[:port], got {got!r}")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
     from spark_app.quality.checks import validate_checks

@@ -7,7 +7,7 @@ import shutil
 import sys
 from typing import Dict, Optional
 
-from spark_app.config import SparkConfig
+from spark_app.config import S3Config, SparkConfig
 from spark_app.jvm import local_jar_conf
 
 # Settings every run gets; spark-submit or the config may override any of them.
@@ -33,12 +33,17 @@ LOCAL_CONF: Dict[str, str] = {
 }
 
 
-def build_session(cfg: Optional[SparkConfig] = None, extra_conf: Optional[Dict[str, str]] = None):
+def build_session(
+    cfg: Optional[SparkConfig] = None,
+    extra_conf: Optional[Dict[str, str]] = None,
+    s3: Optional[S3Config] = None,
+):
     """Return a SparkSession configured from `cfg`.
 
     When the process was started by spark-submit (a master is already set), that master wins.
     Otherwise `cfg.master` is used, and local masters get loopback networking, the running
-    interpreter for the Python workers, and a bundled Java when the machine has none.
+    interpreter for the Python workers, a bundled Java when the machine has none, and, when
+    `s3` is given, S3A for `s3://` and `s3a://` at its endpoint (see `s3a_conf`).
     """
     cfg = cfg or SparkConfig()
     submitted = _launched_by_spark_submit()
@@ -55,6 +60,7 @@ def build_session(cfg: Optional[SparkConfig] = None, extra_conf: Optional[Dict[s
     if master and master.startswith("local"):
         conf.update(LOCAL_CONF)
         conf.update(local_jar_conf())  # Deequ, JDBC, S3A from `make jars`; on EMR they come with the job
+        conf.update(s3a_conf(s3) if s3 else {})
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
     for key, value in conf.items():
@@ -63,6 +69,31 @@ def build_session(cfg: Optional[SparkConfig] = None, extra_conf: Optional[Dict[s
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+ENV_CREDENTIALS = "com.amazonaws.auth.EnvironmentVariableCredentialsProvider"
+
+
+def s3a_conf(s3: S3Config) -> Dict[str, str]:
+    """The Hadoop S3A settings of a local session reading S3 at `s3.endpoint_url` (moto's server).
+
+    Only local masters get them: on EMR `s3://` is EMRFS, credentials come from the instance
+    role and the endpoint from the region, none of which the job may override. Credentials are
+    read from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY only (the provider of the SDK bundle;
+    Hadoop 3.3.4 has no S3A one of that name), so a laptop never probes EC2 instance metadata.
+    """
+    conf = {
+        "spark.hadoop.fs.s3.impl": S3A,
+        "spark.hadoop.fs.s3a.impl": S3A,
+        "spark.hadoop.fs.s3a.aws.credentials.provider": ENV_CREDENTIALS,
+    }
+    if s3.endpoint_url:
+        conf["spark.hadoop.fs.s3a.endpoint"] = s3.endpoint_url.rstrip("/")
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(s3.endpoint_url.startswith("https:")).lower()
+    if s3.path_style_access:
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+    return conf
 
 
 def prepare_local_environment() -> None:
@@ -101,5 +132,6 @@ def fake_aws_credentials() -> None:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
     }.items():
         os.environ.setdefault(key, value)

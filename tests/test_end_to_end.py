@@ -36,6 +36,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import date
 
 import psycopg2
@@ -140,8 +141,8 @@ def write_conf(path, conf):
     return path
 
 
-def run_job(conf_path, *extra, day=DAY):
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+def run_job(conf_path, *extra, day=DAY, env=None):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable, **(env or {})}
     command = list(extra[:1]) if extra[:1] in (("quality",), ("suggest",)) else []
     extra = extra[len(command) :]
     args = [
@@ -338,3 +339,87 @@ def test_the_day_from_presto_lands_the_same_tables(job, pg_url, mode):
     stats = fetch(pg_url, "SELECT stats FROM pipeline_runs ORDER BY started_at DESC LIMIT 1")[0][0]
     assert stats["counts"]["presto_rows"] == 5
     assert stats["counts"]["product_view_events"] == 7
+
+
+# --------------------------------------------------------------------------- the same day on S3
+
+
+@pytest.fixture(scope="module")
+def s3_job(job, moto_server):
+    """The job's day uploaded to a bucket of moto's S3, and a config reading it like on EMR."""
+    from spark_app.local.s3_upload import ensure_bucket, upload_tree
+    from tests.support.s3 import client
+
+    conf_path, tmp_path, conf = job
+    bucket = f"e2e-{uuid.uuid4().hex[:10]}"
+    s3 = client(moto_server.endpoint_url)
+    ensure_bucket(s3, bucket)
+    upload_tree(s3, tmp_path / "events", f"s3://{bucket}/events")
+    events = {
+        **conf["events"],
+        "path": f"s3://{bucket}/events",
+        "quarantine_path": f"s3://{bucket}/quarantine",
+    }
+    s3_conf = {
+        **conf,
+        "events": events,
+        "s3": {"endpoint_url": moto_server.endpoint_url, "path_style_access": True},
+    }
+    return write_conf(tmp_path / "s3.yaml", s3_conf), s3_conf, s3, bucket
+
+
+def test_the_day_from_s3_lands_the_same_tables_and_quarantine_and_no_secret_is_printed(s3_job, pg_url):
+    conf_path, _, s3, bucket = s3_job
+    secrets = {
+        "PGPASSWORD": f"pg-{uuid.uuid4().hex}",  # the test server trusts local clients: unused, unseen
+        "AWS_ACCESS_KEY_ID": f"AKIA{uuid.uuid4().hex[:16].upper()}",
+        "AWS_SECRET_ACCESS_KEY": f"aws-{uuid.uuid4().hex}",  # moto's S3 without auth accepts any
+    }
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:  # the tables exist once a job ran
+        cur.execute("SELECT to_regclass('product_views') IS NOT NULL")
+        if cur.fetchone()[0]:
+            cur.execute("DELETE FROM product_views; DELETE FROM advertiser_match_rates")
+
+    result = run_job(conf_path, env={**secrets, "SPARK_LOG_LEVEL": "INFO"})
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    detail, rates = tables(pg_url)
+    assert detail == sorted(EXPECTED_DETAIL, key=lambda r: (r[1], r[2]))
+    assert [r[:6] for r in rates] == [r[:6] for r in EXPECTED_RATES]
+    stats = fetch(pg_url, "SELECT stats FROM pipeline_runs ORDER BY started_at DESC LIMIT 1")[0][0]
+    assert (stats["counts"]["lines_read"], stats["counts"]["rejected"]) == (17, 4)
+    assert stats["counts"]["product_view_events"] == 7
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/")["Contents"]]
+    rejected = [
+        json.loads(line)
+        for key in keys
+        if key.rsplit("/", 1)[1].startswith("part-")
+        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8").splitlines()
+    ]
+    assert sorted(r["raw"] for r in rejected) == sorted(DAY_LINES[9:13])
+    assert {r["source_file"] for r in rejected} == {f"s3://{bucket}/events/dt={DAY}/part-00000.json"}
+    output = result.stdout + result.stderr
+    assert f"s3://{bucket}/events" in output
+    assert [name for name, secret in secrets.items() if secret in output] == []
+
+
+def test_a_day_missing_from_s3_is_not_ready(s3_job, pg_url):
+    conf_path, _, _, bucket = s3_job
+
+    result = run_job(conf_path, day="2026-11-25")
+
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert f"s3://{bucket}/events/dt=2026-11-25 does not exist yet" in result.stderr
+    assert fetch(
+        pg_url, "SELECT count(*) FROM pipeline_runs WHERE day = '2026-11-25' AND status = 'succeeded'"
+    )[0] == (0,)
+
+
+def test_a_bucket_that_does_not_exist_is_a_source_error(s3_job, tmp_path):
+    _, conf, _, _ = s3_job
+    events = {**conf["events"], "path": "s3://no-such-bucket-e2e/events"}
+
+    result = run_job(write_conf(tmp_path / "nobucket.yaml", {**conf, "events": events}))
+
+    assert result.returncode == 7, result.stderr[-3000:]
+    assert "bucket no-such-bucket-e2e does not exist; check events.path" in result.stderr

@@ -6,7 +6,7 @@ the run did nothing and can be retried later. `dt=D+1` only holds late arrivals,
 absence is a warning, not a failure: the day is computed without them.
 
 S3 prefixes are listed with boto3 `list_objects_v2` (paginated; the endpoint comes from the
-optional client or from `AWS_ENDPOINT_URL_S3`, which boto3 honours); local folders with the
+optional client, else from the `s3` config, else boto3's defaults); local folders with the
 filesystem. Only the two folders the day needs are listed, never the whole root.
 """
 
@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import List, Optional
 
-from spark_app.config import EventsConfig
+from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, SourceError
 from spark_app.events.files import day_folder, is_data_file_name
+from spark_app.events.files import s3_client as make_s3_client
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,13 @@ class AvailabilityReport:
         return self.next_folder.data_files > 0
 
 
-def check_day_available(cfg: EventsConfig, day: date, s3_client=None) -> AvailabilityReport:
+def check_day_available(
+    cfg: EventsConfig, day: date, s3_client=None, s3: Optional[S3Config] = None
+) -> AvailabilityReport:
     """Raise DataNotReady unless dt=D is complete; report (and log) what dt=D+1 lacks."""
-    this_day = list_folder(day_folder(cfg.path, day), s3_client)
-    next_day = list_folder(day_folder(cfg.path, day + timedelta(days=1)), s3_client)
+    client = s3_client or (make_s3_client(s3) if is_s3_uri(cfg.path) else None)
+    this_day = list_folder(day_folder(cfg.path, day), client)
+    next_day = list_folder(day_folder(cfg.path, day + timedelta(days=1)), client)
     _require_complete(cfg, day, this_day)
     warnings = _next_day_warnings(cfg, day, next_day)
     for warning in warnings:
@@ -112,7 +116,7 @@ def _list_local(path: str) -> FolderListing:
 def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
     """One paginated listing of the folder's prefix; S3 has no folders, a prefix with keys exists."""
     bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
-    client = s3_client or _default_s3_client()
+    client = s3_client or make_s3_client()
     files, marker, any_key = [], False, False
     try:
         paginator = client.get_paginator("list_objects_v2")
@@ -128,18 +132,20 @@ def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
                 elif is_data_file_name(name) and obj["Size"] > 0:
                     files.append(obj["Size"])
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        if _is_missing_bucket(exc):
+        if _error_code(exc) == "NoSuchBucket":
             raise SourceError(f"{path}: bucket {bucket} does not exist; check events.path") from exc
+        if _error_code(exc) in _REFUSED_CREDENTIALS:
+            raise SourceError(
+                f"{path}: S3 refused the credentials ({_error_code(exc)}); check the AWS credentials "
+                f"of this run (and s3.endpoint_url)"
+            ) from exc
         raise SourceError(f"{path}: listing failed: {exc}") from exc
     return FolderListing(path, any_key, len(files), sum(files), marker)
 
 
-def _is_missing_bucket(exc: BaseException) -> bool:
+_REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}
+
+
+def _error_code(exc: BaseException) -> Optional[str]:
     response: Optional[dict] = getattr(exc, "response", None)
-    return bool(response) and response.get("Error", {}).get("Code") == "NoSuchBucket"
-
-
-def _default_s3_client():
-    import boto3
-
-    return boto3.client("s3")
+    return response.get("Error", {}).get("Code") if response else None

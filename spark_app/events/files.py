@@ -1,7 +1,9 @@
 """Runs on executors (each file opened and checked in its task) and the driver (listing the day).
 
 Listing goes through the JVM's Hadoop FileSystem, so the same code reads `s3://` through EMRFS
-on the cluster and plain paths locally. The gzip check runs on the executors: Spark's own
+on the cluster, through S3A locally (moto's server) and plain paths. Files are opened with
+boto3 for `s3://`, at the endpoint of the `s3` config, which travels to the tasks in their
+closure (never through the environment). The gzip check runs on the executors: Spark's own
 `ignoreCorruptFiles` would skip a broken file without saying which one, and a job that fails
 on the first broken file names only that one. Checking every `.gz` file in one job names all.
 """
@@ -18,6 +20,8 @@ from datetime import date, timedelta
 from typing import Dict, Iterator, List, Optional
 from urllib.parse import unquote
 
+from spark_app.config import S3Config
+from spark_app.errors import SourceError
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -51,18 +55,34 @@ def is_data_file_name(name: str) -> bool:
 
 
 def list_data_files(spark, folder: str) -> List[SourceFile]:
-    """Non-hidden, non-empty files directly in `folder`; an absent folder gives an empty list."""
+    """Non-hidden, non-empty files directly in `folder`; an absent folder gives an empty list.
+
+    A store that refuses the listing (credentials, a missing bucket, no route to the endpoint)
+    is a SourceError naming the folder and the store's own reason.
+    """
     jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
-    if not fs.exists(hpath):
-        return []
+    try:
+        hpath = jvm.org.apache.hadoop.fs.Path(folder)
+        fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+        if not fs.exists(hpath):
+            return []
+        statuses = list(fs.listStatus(hpath))
+    except Exception as exc:  # noqa: BLE001 - Py4J carries every JVM error alike
+        raise SourceError(f"{folder}: listing failed: {_java_reason(exc)}") from exc
     files = []
-    for status in fs.listStatus(hpath):
+    for status in statuses:
         name = status.getPath().getName()
         if status.isFile() and is_data_file_name(name) and status.getLen() > 0:
             files.append(SourceFile(status.getPath().toString(), int(status.getLen())))
     return sorted(files, key=lambda f: f.path)
+
+
+def _java_reason(exc: BaseException) -> str:
+    """The first line of a JVM exception's message (Py4J adds its own lines around it)."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(exc)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0][:500] if lines else type(exc).__name__
 
 
 def gzip_problem(content) -> Optional[str]:
@@ -84,25 +104,25 @@ def gzip_problem(content) -> Optional[str]:
     return None
 
 
-def find_corrupt_gzip(spark, files: List[SourceFile]) -> Dict[str, str]:
+def find_corrupt_gzip(spark, files: List[SourceFile], s3: Optional[S3Config] = None) -> Dict[str, str]:
     """{path: problem} for the `.gz` files among `files` that cannot be decompressed to the end.
 
     One Spark job, one file per task: each task streams its file itself (the local filesystem,
     or S3 through boto3) and decompresses it chunk by chunk, so no file's bytes pass through
     the JVM and a task's memory is one chunk however large the file. Only the names and
-    problems of the broken files come back to the driver.
+    problems of the broken files come back to the driver. `s3` (the endpoint) goes with the tasks.
     """
     gz_paths = [f.path for f in files if f.gzipped]
     if not gz_paths:
         return {}
-    checked = spark.sparkContext.parallelize(gz_paths, len(gz_paths)).map(check_gzip_file)
+    checked = spark.sparkContext.parallelize(gz_paths, len(gz_paths)).map(lambda p: check_gzip_file(p, s3))
     return {path: problem for path, problem in checked.collect() if problem is not None}
 
 
-def check_gzip_file(path: str):
+def check_gzip_file(path: str, s3: Optional[S3Config] = None):
     """(path, problem or None); runs on an executor."""
     try:
-        with open_source(path) as stream:
+        with open_source(path, s3) as stream:
             return path, gzip_problem(stream)
     except FileNotFoundError:
         return path, "file vanished after listing"
@@ -110,14 +130,23 @@ def check_gzip_file(path: str):
         return path, f"cannot open: {type(exc).__name__}: {exc}"
 
 
-@contextlib.contextmanager
-def open_source(path: str) -> Iterator:
-    """A binary stream of a listed file: `file:` paths directly, `s3://` through boto3."""
-    if is_s3_uri(path):
-        import boto3
+def s3_client(s3: Optional[S3Config] = None):
+    """A boto3 S3 client at the configured endpoint (AWS's own when `s3` sets none)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
 
+    if s3 is None or (s3.endpoint_url is None and not s3.path_style_access):
+        return boto3.client("s3")
+    style = {"addressing_style": "path"} if s3.path_style_access else {}
+    return boto3.client("s3", endpoint_url=s3.endpoint_url, config=BotoConfig(s3=style))
+
+
+@contextlib.contextmanager
+def open_source(path: str, s3: Optional[S3Config] = None) -> Iterator:
+    """A binary stream of a listed file: `file:` paths directly, `s3://` through boto3 at `s3`'s endpoint."""
+    if is_s3_uri(path):
         bucket, key = split_s3_uri(path)
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=unquote(key))["Body"]
+        body = s3_client(s3).get_object(Bucket=bucket, Key=unquote(key))["Body"]
         try:
             yield body
         finally:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Dict, List, Optional
 
-from spark_app.config import EventsConfig
+from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, PipelineError, SourceError
 from spark_app.events.files import SourceFile, day_folder, day_folders, find_corrupt_gzip, list_data_files
 from spark_app.events.parse import FIELDS, OUTCOMES, REASONS, classify, parquet_as_strings, parse_json_lines
@@ -63,13 +63,18 @@ def quarantine_folder(cfg: EventsConfig, day: date, run_id: str) -> str:
 
 
 def read_day_events(
-    spark, cfg: EventsConfig, day: date, run_id: str, now: Optional[datetime] = None
+    spark,
+    cfg: EventsConfig,
+    day: date,
+    run_id: str,
+    now: Optional[datetime] = None,
+    s3: Optional[S3Config] = None,
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
     Raises DataNotReady when `dt=D` holds no data file, SourceError when the files cannot be
     read or the bad share exceeds `cfg.max_bad_share` (the quarantine is written first, so
-    the rejected records can be inspected).
+    the rejected records can be inspected). `s3` is the endpoint the tasks open `s3://` files at.
     """
     now = now or datetime.now(timezone.utc)
     sc = spark.sparkContext
@@ -77,7 +82,7 @@ def read_day_events(
     saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
-        result = _read(spark, cfg, day, run_id, now)
+        result = _read(spark, cfg, day, run_id, now, s3)
     finally:
         for key, value in saved.items():
             sc.setLocalProperty(key, value)
@@ -87,9 +92,11 @@ def read_day_events(
     return result
 
 
-def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime) -> DayEvents:
+def _read(
+    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config]
+) -> DayEvents:
     files = _list_day(spark, cfg, day)
-    corrupt = find_corrupt_gzip(spark, files) if cfg.format == "json" else {}
+    corrupt = find_corrupt_gzip(spark, files, s3) if cfg.format == "json" else {}
     for path, problem in corrupt.items():
         log.warning("unreadable event file %s (%s): its lines are left out of %s", path, problem, day)
     good = [f for f in files if f.path not in corrupt]

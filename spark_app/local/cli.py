@@ -5,9 +5,11 @@
     python -m spark_app.local.cli down --conf conf/local.yaml
 
 `up` starts the embedded PostgreSQL (a daemon that outlives this process) and moto's server
-(started detached, its pid in `<state dir>/moto.pid`; the state dir is the parent of the
-PostgreSQL data dir, `.local` by default), writes the sample day if it is missing, and loads
-the catalog into DynamoDB (moto keeps it in memory only, so every `up` loads it). `run` does
+for DynamoDB and S3 (started detached, its pid in `<state dir>/moto.pid`; the state dir is the
+parent of the PostgreSQL data dir, `.local` by default), writes the sample day if it is
+missing (once, under `local_services.sample_dir` when `events.path` is `s3://`, else under
+`events.path`), uploads it to the bucket of `events.path` when that is `s3://`, and loads the
+catalog into DynamoDB (moto keeps both in memory only, so every fresh `up` loads them). `run` does
 `up`, runs `process_data.py` as a child process, prints the day's `advertiser_match_rates`
 next to what the sample data says they must be, then stops what it started. Services that
 were already up before `run` (`make services`) are left running.
@@ -34,8 +36,10 @@ from spark_app.config import Config, LocalServicesConfig, SampleConfig, load_con
 from spark_app.errors import ConfigError, PipelineError
 from spark_app.local.catalog import load_catalog
 from spark_app.local.results import PIPELINE, print_report
+from spark_app.local.s3_upload import ensure_bucket, key_exists, upload_tree
 from spark_app.local.sample_data import SampleSpec, catalog_keys, write_day
 from spark_app.local.servers import LocalPostgres, port_open
+from spark_app.s3_uri import is_s3_uri, split_s3_uri
 from spark_app.session import fake_aws_credentials
 
 
@@ -72,11 +76,18 @@ class Stack:
         return self.services.dynamodb_port
 
     @property
+    def events_in_s3(self) -> bool:
+        return self.cfg.events is not None and is_s3_uri(self.cfg.events.path)
+
+    @property
     def events_root(self) -> Path:
+        """The local folder of the generated day: events.path, or sample_dir when that is s3://."""
         if self.cfg.events is None:
             raise ConfigError(
                 f"{self.conf_path}: events: the local stack generates event files; set events.path"
             )
+        if self.events_in_s3:
+            return Path(resolve_path(self.services.sample_dir))
         return Path(resolve_path(self.cfg.events.path))
 
 
@@ -99,13 +110,15 @@ def up(stack: Stack, day: Optional[date], say=print) -> Dict[str, bool]:
     say(f"PostgreSQL   {'started' if started['postgres'] else 'already running'} at {pg.url}")
     started["moto"] = start_moto(stack)
     say(
-        f"DynamoDB     (moto) {'started' if started['moto'] else 'already running'} "
+        f"DynamoDB, S3 (moto) {'started' if started['moto'] else 'already running'} "
         f"at http://127.0.0.1:{stack.moto_port}"
     )
     _warn_on_mismatched_endpoints(stack, say)
     spec = sample_spec(stack.services.sample)
     if day is not None:
         ensure_sample_day(stack, day, spec, say)
+        if stack.events_in_s3:
+            upload_sample_day(stack, day, say)
     loaded, seconds = _load_catalog(stack, spec)
     say(f"catalog      {loaded:,} keys put into DynamoDB table {stack.cfg.dynamodb.table} ({seconds:.1f} s)")
     return started
@@ -125,6 +138,27 @@ def ensure_sample_day(stack: Stack, day: date, spec: SampleSpec, say=print) -> N
     )
 
 
+def upload_sample_day(stack: Stack, day: date, say=print) -> None:
+    """dt=D and dt=D+1 of the sample into the bucket of events.path, unless dt=D is complete there."""
+    from spark_app.events.files import day_folders, s3_client
+
+    client = s3_client(stack.cfg.s3)
+    this_day, next_day = day_folders(stack.cfg.events.path, day)
+    bucket, _ = split_s3_uri(this_day)
+    created = ensure_bucket(client, bucket)
+    if not created and key_exists(client, f"{this_day}/_SUCCESS"):
+        say(f"events       {this_day} already in S3")
+        return
+    start = time.perf_counter()
+    keys = []
+    for folder in (this_day, next_day):
+        local = stack.events_root / folder.rsplit("/", 1)[1]
+        if local.is_dir():
+            keys += upload_tree(client, local, folder)
+    seconds = time.perf_counter() - start
+    say(f"events       uploaded {len(keys)} objects to {this_day} and the next day in {seconds:.1f} s")
+
+
 def _load_catalog(stack: Stack, spec: SampleSpec):
     import boto3
 
@@ -139,6 +173,9 @@ def _warn_on_mismatched_endpoints(stack: Stack, say) -> None:
     expected = f"127.0.0.1:{stack.moto_port}"
     if stack.cfg.dynamodb.endpoint_url and expected not in stack.cfg.dynamodb.endpoint_url:
         say(f"WARNING      dynamodb.endpoint_url {stack.cfg.dynamodb.endpoint_url} is not moto's {expected}")
+    s3_endpoint = stack.cfg.s3.endpoint_url if stack.cfg.s3 else None
+    if stack.events_in_s3 and (s3_endpoint is None or expected not in s3_endpoint):
+        say(f"WARNING      events.path is on S3 but s3.endpoint_url {s3_endpoint} is not moto's {expected}")
 
 
 def start_moto(stack: Stack, timeout: float = 30.0) -> bool:
@@ -188,9 +225,9 @@ def down(stack: Stack, say=print, postgres: bool = True, moto: bool = True) -> N
         pid = _read_pid(stack.moto_pid_file)
         if pid is not None and _is_moto(pid):
             _stop_pid(pid)
-            say(f"DynamoDB     (moto) stopped (pid {pid})")
+            say(f"DynamoDB, S3 (moto) stopped (pid {pid})")
         elif port_open(stack.moto_port):
-            say(f"DynamoDB     port {stack.moto_port} is answering but was not started here; left alone")
+            say(f"DynamoDB, S3 port {stack.moto_port} is answering but was not started here; left alone")
         stack.moto_pid_file.unlink(missing_ok=True)
     if postgres:
         pg = stack.pg
@@ -265,9 +302,7 @@ def run(stack: Stack, day: date, say=print) -> int:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m spark_app.local.cli", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m spark_app.local.cli", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "run"])
     parser.add_argument("--conf", default="conf/local.yaml", help="YAML config with a local_services section")
     parser.add_argument(

@@ -108,22 +108,32 @@ def _compare(want: Optional[Dict[str, float]], got: tuple) -> str:
 
 def where_things_are(stack: Stack) -> str:
     ev = stack.cfg.events
-    quarantine = ev.quarantine_path if ev and ev.quarantine_path else f"{stack.events_root}/_quarantine"
+    root = ev.path if stack.events_in_s3 else str(stack.events_root)
+    quarantine = ev.quarantine_path if ev and ev.quarantine_path else f"{root}/_quarantine"
+    sample = [f"sample day    {stack.events_root}   (uploaded to moto's S3)"] if stack.events_in_s3 else []
     pg = stack.pg
     psql = Path(_pg_bin_dir() or "") / "psql" if _pg_bin_dir() else "psql"
     return "\n".join(
         [
             "",
             "== where things are",
-            f"events        {stack.events_root}",
+            f"events        {root}",
+            *sample,
             f"quarantine    {resolve_path(quarantine)}",
             f"PostgreSQL    {stack.cfg.postgres.url}   (data and server.log in {pg.data_dir})",
             f"DynamoDB      {stack.cfg.dynamodb.endpoint_url} table {stack.cfg.dynamodb.table} (in memory)",
+            *_s3_line(stack),
             "to look around: make services   (keeps PostgreSQL and moto up), then",
             f"               {psql} {stack.cfg.postgres.url}",
             "               make stop        (stops them)",
         ]
     )
+
+
+def _s3_line(stack: Stack) -> List[str]:
+    if not stack.events_in_s3 or stack.cfg.s3 is None:
+        return []
+    return [f"S3            {stack.cfg.s3.endpoint_url} (moto, in memory)"]
 
 
 def _pg_bin_dir() -> Optional[str]:

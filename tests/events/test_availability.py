@@ -107,13 +107,13 @@ def test_a_complete_s3_day_is_listed_page_by_page(s3, bucket):
     assert len(requests) == 4  # 7 keys under the prefix, 2 per page
 
 
-def test_an_s3_day_is_checked_through_the_endpoint_from_the_environment(moto_server, s3, bucket, monkeypatch):
+def test_an_s3_day_is_checked_through_the_endpoint_of_the_s3_config(moto_server, s3, bucket):
+    from spark_app.config import S3Config
+
     put_s3(s3, bucket, "2024-03-10", "part-0.json.gz", "part-1.json.gz", "_SUCCESS")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint_url)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     cfg = EventsConfig(path=f"s3://{bucket}/logs", min_files=2, require_success_marker=True)
 
-    report = check_day_available(cfg, DAY)
+    report = check_day_available(cfg, DAY, s3=S3Config(endpoint_url=moto_server.endpoint_url))
 
     assert report.folder.data_files == 2
     assert not report.next_day_present

@@ -181,21 +181,20 @@ def test_an_unreadable_parquet_file_is_a_source_error_naming_the_day(spark, tmp_
         read(spark, tmp_path, format="parquet")
 
 
-def test_the_gzip_check_streams_objects_from_s3_and_names_the_broken_one(moto_server, monkeypatch):
-    import boto3
+def test_the_gzip_check_streams_objects_from_s3_and_names_the_broken_one(moto_server):
+    from spark_app.config import S3Config
+    from spark_app.events.files import check_gzip_file, s3_client
 
-    from spark_app.events.files import check_gzip_file
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server.endpoint_url)
-    s3 = boto3.client("s3", region_name="us-east-1")
+    at_moto = S3Config(endpoint_url=moto_server.endpoint_url, path_style_access=True)
+    s3 = s3_client(at_moto)
     s3.create_bucket(Bucket="gz-check")
     whole = gz(lines_of(50))
     s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/good.json.gz", Body=whole)
     s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/cut.json.gz", Body=whole[: len(whole) // 2])
 
-    good = check_gzip_file("s3://gz-check/events/dt=2026-11-19/good.json.gz")
-    cut = check_gzip_file("s3://gz-check/events/dt=2026-11-19/cut.json.gz")
-    gone = check_gzip_file("s3://gz-check/events/dt=2026-11-19/missing.json.gz")
+    good = check_gzip_file("s3://gz-check/events/dt=2026-11-19/good.json.gz", at_moto)
+    cut = check_gzip_file("s3://gz-check/events/dt=2026-11-19/cut.json.gz", at_moto)
+    gone = check_gzip_file("s3://gz-check/events/dt=2026-11-19/missing.json.gz", at_moto)
 
     assert good == ("s3://gz-check/events/dt=2026-11-19/good.json.gz", None)
     assert "EOFError" in cut[1]

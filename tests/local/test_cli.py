@@ -151,3 +151,32 @@ def test_a_config_without_local_services_is_refused(tmp_path, capsys):
     conf.write_text(yaml.safe_dump(data))
     assert main(["up", "--conf", str(conf)]) == 2
     assert "local_services: required" in capsys.readouterr().err
+
+
+def test_with_an_s3_events_path_the_day_is_generated_once_and_uploaded_to_moto(tmp_path, moto_server):
+    from spark_app.config import config_from_mapping
+    from spark_app.events.files import s3_client
+    from spark_app.local.cli import ensure_sample_day, sample_spec, upload_sample_day
+
+    data = yaml.safe_load(write_conf(tmp_path, free_port(), free_port()).read_text())
+    data["events"] = {"path": "s3://cli-sample/events", "quarantine_path": "s3://cli-sample/quarantine"}
+    data["s3"] = {"endpoint_url": moto_server.endpoint_url, "path_style_access": True}
+    data["local_services"]["sample_dir"] = str(tmp_path / "sample")
+    stack = Stack(config_from_mapping(data, "local.yaml"), tmp_path / "local.yaml")
+    said = []
+
+    for _ in range(2):
+        ensure_sample_day(stack, DAY, sample_spec(stack.services.sample), said.append)
+        upload_sample_day(stack, DAY, said.append)
+
+    assert stack.events_root == tmp_path / "sample"
+    listed = s3_client(stack.cfg.s3).list_objects_v2(Bucket="cli-sample", Prefix="events/")["Contents"]
+    local = sorted(
+        p.relative_to(tmp_path / "sample").as_posix() for p in stack.events_root.rglob("*") if p.is_file()
+    )
+    assert sorted(o["Key"][len("events/") :] for o in listed) == local
+    assert f"dt={DAY}/_SUCCESS" in local and any(k.startswith("dt=2026-11-20/part-") for k in local)
+    assert said[2:] == [
+        f"events       dt={DAY} already present under {tmp_path / 'sample'}",
+        f"events       s3://cli-sample/events/dt={DAY} already in S3",
+    ]
