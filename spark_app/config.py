@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
 
@@ -220,20 +221,30 @@ class Config:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read a YAML file into a validated `Config`, or raise `ConfigError` naming file and key."""
+    return config_from_mapping(read_config_mapping(path), source=str(path))
+
+
+def read_config_mapping(path: str | os.PathLike[str]) -> Any:
+    """The YAML file as plain data; ConfigError naming the file when it is missing, not UTF-8 or not YAML."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        why = f"byte {exc.start} cannot be decoded"
+        raise ConfigError(f"{p}: not UTF-8 text ({why}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return config_from_mapping(data, source=str(p))
 
 
 def config_from_mapping(data: Any, source: str = "<memory>") -> Config:
     """Validate a plain mapping (as parsed from YAML) into a `Config`."""
+    check_no_literal_secrets(data, source)
     cfg = _build(Config, data, key="", source=source)
     cfg = dataclasses.replace(cfg, source_file=source)
     _check_cross_fields(cfg, source)
@@ -250,8 +261,9 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
             f"{source}: postgres.url: must not carry a password; set the environment variable "
             f"{cfg.postgres.password_env} or postgres.password_secret"
         )
-    if not re.match(r"^postgres(ql)?(\+\w+)?://", cfg.postgres.url):
-        raise ConfigError(f"{source}: postgres.url: expected postgresql://user@host:port/database")
+    check_postgres_url(cfg.postgres.url, source)
+    if cfg.postgres.copy_batch_rows < 1:
+        raise ConfigError(f"{source}: postgres.copy_batch_rows: must be at least 1 (rows per COPY batch)")
     if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:

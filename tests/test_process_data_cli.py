@@ -82,3 +82,12 @@ def test_bad_day_ranges_exit_2_before_spark_starts(tmp_path, caplog, argv, messa
     conf = write_conf(tmp_path, GOOD)
     assert process_data.main(["--pipeline", "catalog_match_rate", "--conf", conf, *argv]) == 2
     assert message in caplog.text
+
+
+def test_a_config_file_that_is_not_utf8_exits_2_naming_it(tmp_path, caplog):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(yaml.safe_dump(GOOD).encode() + "# caf\xe9\n".encode("latin-1"))
+    argv = ["--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", str(path)]
+    code = process_data.main(argv)
+    assert code == 2
+    assert f"{path}: not UTF-8 text" in caplog.text

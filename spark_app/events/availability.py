@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import List, Optional
 
 from spark_app.config import EventsConfig
-from spark_app.errors import DataNotReady, SourceError
+from spark_app.errors import ConfigError, DataNotReady, SourceError
 from spark_app.events.files import day_folder, is_data_file_name
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
@@ -53,6 +53,11 @@ def check_day_available(cfg: EventsConfig, day: date, s3_client=None) -> Availab
     """Raise DataNotReady unless dt=D is complete; report (and log) what dt=D+1 lacks."""
     this_day = list_folder(day_folder(cfg.path, day), s3_client)
     next_day = list_folder(day_folder(cfg.path, day + timedelta(days=1)), s3_client)
+    if not this_day.exists and not root_exists(cfg.path, s3_client):
+        raise ConfigError(
+            f"events.path: {cfg.path} does not exist (no dt=YYYY-MM-DD/ folder under it); "
+            "check the path in the config: a missing root is not a day that is late"
+        )
     _require_complete(cfg, day, this_day)
     warnings = _next_day_warnings(cfg, day, next_day)
     for warning in warnings:
@@ -84,6 +89,20 @@ def _next_day_warnings(cfg: EventsConfig, day: date, listing: FolderListing) -> 
     if cfg.require_success_marker and not listing.has_success_marker:
         return [f"events of {day}: {listing.path} is still being written; some late events may be missing"]
     return []
+
+
+def root_exists(path: str, s3_client=None) -> bool:
+    """True if the events root holds anything: a local folder, or at least one key under an S3 prefix."""
+    if not is_s3_uri(path):
+        return os.path.isdir(path[len("file://"):] if path.startswith("file://") else path)
+    bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
+    client = s3_client or _default_s3_client()
+    try:
+        return bool(client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0))
+    except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
+        if _is_missing_bucket(exc):
+            raise SourceError(f"{path}: bucket {bucket} does not exist; check events.path") from exc
+        raise SourceError(f"{path}: listing failed: {exc}") from exc
 
 
 def list_folder(path: str, s3_client=None, page_size: int = 1000) -> FolderListing:
