@@ -100,6 +100,10 @@ class PostgresConfig:
     secret_region: Optional[str] = None
     schema: str = "public"
     copy_batch_rows: int = 10000  # rows per Arrow batch streamed into COPY
+    lock_timeout_seconds: float = 2.0  # publish: longest wait for a lock per attempt (readers wait as long)
+    publish_attempts: int = 5  # publish attempts when a lock is not granted in time
+    publish_backoff_seconds: float = 1.0  # pause after the first such attempt, doubling after each
+    client_check_seconds: int = 5  # server checks a session's client is alive (0: off, servers < 14)
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,9 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
     check_postgres_url(cfg.postgres.url, source)
     if cfg.postgres.copy_batch_rows < 1:
         raise ConfigError(f"{source}: postgres.copy_batch_rows: must be at least 1 (rows per COPY batch)")
+    for key in ("lock_timeout_seconds", "publish_attempts"):
+        if getattr(cfg.postgres, key) <= 0:
+            raise ConfigError(f"{source}: postgres.{key}: must be positive")
     if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:

@@ -117,3 +117,24 @@ def test_event_counts_that_do_not_add_up_stop_the_run():
     totals = {"view_events": 12, "other_events": 3, "viewed_products": 5}  # more events than in the day
     with pytest.raises(PipelineError, match="do not add up"):
         _event_counts(source, totals)
+
+
+def test_the_publish_expects_one_row_per_viewed_product_and_per_advertiser():
+    from pipelines.catalog_match_rate import computed_rows
+
+    counts = {"lines_read": 100, "viewed_products": 2116, "advertisers": 20, "product_view_events": 14032}
+    assert computed_rows(counts) == {"product_views": 2116, "advertiser_match_rates": 20}
+
+
+def test_the_publish_lock_policy_comes_from_the_config():
+    from pipelines.catalog_match_rate import lock_policy
+    from spark_app.config import config_from_mapping
+    from spark_app.postgres.locks import LockPolicy
+
+    cfg = config_from_mapping({
+        "events": {"path": "/tmp/events"},
+        "dynamodb": {"table": "catalog", "region": "us-east-1"},
+        "postgres": {"url": "postgresql://etl@db/catalog", "lock_timeout_seconds": 0.5,
+                     "publish_attempts": 3, "publish_backoff_seconds": 0.25},
+    })
+    assert lock_policy(cfg) == LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.25)
