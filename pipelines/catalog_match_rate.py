@@ -231,6 +231,7 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
         st.detail["warnings"] = len(gate.warnings)
         st.detail["errors"] = len(gate.errors)
+        note_overrides(gate, progress)
         if gate.errors:
             raise QualityGateFailed(_describe_failures(day, gate.errors))
     with progress.stage("publish") as st:
@@ -244,6 +245,14 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
             expected_rows=computed_rows(counts),
         )
         st.rows = rows_out
+
+
+def note_overrides(gate: Any, progress: Progress) -> None:
+    """The run's summary says when an operator let the shrink guard pass a small day."""
+    from spark_app.quality.shrink import overridden
+
+    for result in overridden(gate.results):
+        progress.add_note(f"shrink guard overridden: {result.table}: {result.message}")
 
 
 def computed_rows(counts: Dict[str, int]) -> Dict[str, int]:
@@ -267,7 +276,7 @@ def check_quality(
     spec: Optional[Any] = None,
 ):
     """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
-    from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
+    from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS, SHRINK_TARGET
     from spark_app.quality.gate import run_gate
 
     gate = run_gate(
@@ -280,6 +289,7 @@ def check_quality(
         run_id=run_id,
         spec=spec,
         schema=cfg.postgres.schema,
+        shrink_target=SHRINK_TARGET,
     )
     return gate  # run_gate has logged each warning
 

@@ -132,11 +132,22 @@ class AnomalyConfig:
 
 
 @dataclass(frozen=True)
+class ShrinkConfig:
+    """The guard against a day far smaller than its history or than the published day it replaces."""
+
+    max_drop: float = 0.5  # rows or total views below (1 - max_drop) x the reference fail the day
+    history_days: int = 14  # trailing window of stored metrics whose median is the reference
+    min_history: int = 3  # fewer stored days: the history comparison passes with a note
+    allow: bool = False  # an operator publishes a genuinely small day (also --allow-shrink)
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     engine: Literal["auto", "deequ", "native"] = "auto"
     deequ_jar: Optional[str] = None
     checks: Dict[str, List[CheckConfig]] = field(default_factory=dict)  # table -> checks
     anomalies: List[AnomalyConfig] = field(default_factory=list)
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
 
 
 @dataclass(frozen=True)
@@ -273,6 +284,10 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
             raise ConfigError(f"{source}: postgres.{key}: must be positive")
     if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
+    if not 0.0 < cfg.quality.shrink.max_drop < 1.0:
+        raise ConfigError(f"{source}: quality.shrink.max_drop: must be within (0, 1)")
+    if cfg.quality.shrink.history_days < 1 or cfg.quality.shrink.min_history < 1:
+        raise ConfigError(f"{source}: quality.shrink.history_days and min_history: must be at least 1")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
     from spark_app.quality.checks import validate_checks

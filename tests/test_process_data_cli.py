@@ -91,3 +91,14 @@ def test_a_config_file_that_is_not_utf8_exits_2_naming_it(tmp_path, caplog):
     code = process_data.main(argv)
     assert code == 2
     assert f"{path}: not UTF-8 text" in caplog.text
+
+
+def test_allow_shrink_turns_the_guard_into_a_warning_for_this_run_only(tmp_path):
+    conf = write_conf(tmp_path, GOOD)
+    plain = process_data.parse_args(["--pipeline", "p", "--date", "2026-11-19", "--conf", conf])
+    allowed = process_data.parse_args(["--pipeline", "p", "--date", "2026-11-19", "--conf", conf,
+                                       "--allow-shrink"])
+    cfg = process_data.load_config(conf)
+
+    assert process_data.apply_overrides(cfg, plain).quality.shrink.allow is False
+    assert process_data.apply_overrides(cfg, allowed).quality.shrink.allow is True

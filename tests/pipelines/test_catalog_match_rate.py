@@ -138,3 +138,23 @@ def test_the_publish_lock_policy_comes_from_the_config():
                      "publish_attempts": 3, "publish_backoff_seconds": 0.25},
     })
     assert lock_policy(cfg) == LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.25)
+
+
+def test_an_overridden_shrink_guard_is_noted_in_the_run_summary():
+    from pipelines.catalog_match_rate import note_overrides
+    from spark_app.progress import Progress
+    from spark_app.quality.gate import GateResult
+    from spark_app.quality.results import ConstraintResult
+
+    message = ("Value: 3709 is 74.0% below the published day's 14032 (allowed: 50% below); "
+               "overridden (allow_shrink)")
+    allowed = ConstraintResult("shrink guard: Size(*) vs the published day", "Warning", "Failure", "Size",
+                               "*", 3709.0, message, "product_views")
+    gate = GateResult(anomalies=[allowed])
+    progress = Progress("catalog_match_rate 2026-11-19")
+
+    note_overrides(gate, progress)
+
+    summary = progress.format_summary()
+    assert "NOTE: shrink guard overridden: product_views: Value: 3709 is 74.0% below" in summary
+    assert progress.as_stats()["notes"] == [f"shrink guard overridden: product_views: {allowed.message}"]
