@@ -189,7 +189,7 @@ class DayRun:
                                       self._staging.key_name(table))
             self._swap_with_retries(rows_in, rows_out, rows_rejected, stats)
         except _Refused as refused:
-            self._abort_publish(refused.table, f"refused: {refused}", stats)
+            self._abort_publish(refused.table, f"{refused.verb}: {refused}", stats)
         except Exception as exc:
             self._abort_publish(self._current, f"failed: {error_text(exc, self.spec)}", stats)
         self.state = "succeeded"
@@ -213,7 +213,7 @@ class DayRun:
                 blockers = blocking_sessions(self._conn, targets)
                 self.locks.log_timeout(self._current, attempt, blockers)
                 if attempt == self.locks.attempts:
-                    raise _Refused(self._current, _lock_failure(self.locks, blockers)) from None
+                    raise _Refused(self._current, _lock_failure(self.locks, blockers), "failed") from None
                 time.sleep(self.locks.pause(attempt))
 
     def _swap_all(self) -> None:
@@ -311,9 +311,10 @@ def _target_columns(conn: Any, spec: ConnectionSpec, schema: str, table: str) ->
 class _Refused(Exception):
     """A publish refused before or instead of committing; `table` is the table it is about."""
 
-    def __init__(self, table: Optional[str], message: str) -> None:
+    def __init__(self, table: Optional[str], message: str, verb: str = "refused") -> None:
         super().__init__(message)
         self.table = table
+        self.verb = verb
 
 
 def _check_expected_rows(results: Dict[str, StageResult], expected_rows: Dict[str, int]) -> None:
