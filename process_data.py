@@ -14,6 +14,7 @@ gate failed, 5 PostgreSQL, 6 DynamoDB, 7 source.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from datetime import date, timedelta
@@ -46,6 +47,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         if name == "run":
             p.add_argument("--from", dest="date_from", type=_parse_date, help="first day of a backfill")
             p.add_argument("--to", dest="date_to", type=_parse_date, help="last day of a backfill")
+            p.add_argument("--allow-shrink", action="store_true",
+                           help="publish a day far smaller than its history or the published day "
+                                "(the shrink guard becomes a warning; the summary says so)")
     p = sub.add_parser("db-upgrade", help="apply the PostgreSQL schema migrations")
     p.add_argument("--conf", required=True)
     return parser.parse_args(argv)
@@ -83,7 +87,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exc:  # argparse already printed the message (or the help)
         return ConfigError.exit_code if exc.code else 0
     try:
-        cfg = load_config(args.conf)
+        cfg = apply_overrides(load_config(args.conf), args)
         if args.command == "db-upgrade":
             return _db_upgrade(cfg)
         pipeline = _load_pipeline(args.pipeline)
@@ -92,6 +96,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         log.error("%s", exc)
         return exc.exit_code
     return _run_with_spark(args, cfg, pipeline, days)
+
+
+def apply_overrides(cfg: Config, args: argparse.Namespace) -> Config:
+    """Command-line switches that change the config for this run only."""
+    if getattr(args, "allow_shrink", False):
+        shrink = dataclasses.replace(cfg.quality.shrink, allow=True)
+        cfg = dataclasses.replace(cfg, quality=dataclasses.replace(cfg.quality, shrink=shrink))
+    return cfg
 
 
 def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:

@@ -185,6 +185,7 @@ def compute_tables(
     with progress.stage("aggregate") as st:
         aggregate = aggregate_match_rates(detail).persist(StorageLevel.MEMORY_AND_DISK)
         st.rows = aggregate.count()
+        progress.add_counts({"advertisers": st.rows})
     return {DETAIL_TABLE: detail, AGGREGATE_TABLE: aggregate}
 
 
@@ -198,8 +199,9 @@ def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict
     with progress.stage("migrate"):
         upgrade_schema(spec, cfg.postgres.schema)
 
+    pg = cfg.postgres
     day_run = DayRun(
-        spec, pipeline=NAME, day=day, schema=cfg.postgres.schema, copy_batch_rows=cfg.postgres.copy_batch_rows
+        spec, NAME, day, schema=pg.schema, copy_batch_rows=pg.copy_batch_rows, locks=lock_policy(cfg)
     )
     tables: Dict[str, DataFrame] = {}
     try:
@@ -229,6 +231,7 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
         st.detail["warnings"] = len(gate.warnings)
         st.detail["errors"] = len(gate.errors)
+        note_overrides(gate, progress)
         if gate.errors:
             raise QualityGateFailed(_describe_failures(day, gate.errors))
     with progress.stage("publish") as st:
@@ -239,8 +242,29 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
             rows_out=rows_out,
             rows_rejected=counts.get("rejected", 0) + rejected_at_load,
             stats=progress.as_stats(),
+            expected_rows=computed_rows(counts),
         )
         st.rows = rows_out
+
+
+def note_overrides(gate: Any, progress: Progress) -> None:
+    """The run's summary says when an operator let the shrink guard pass a small day."""
+    from spark_app.quality.shrink import overridden
+
+    for result in overridden(gate.results):
+        progress.add_note(f"shrink guard overridden: {result.table}: {result.message}")
+
+
+def computed_rows(counts: Dict[str, int]) -> Dict[str, int]:
+    """The rows each table must stage: one per viewed product, one per advertiser with views."""
+    return {DETAIL_TABLE: counts["viewed_products"], AGGREGATE_TABLE: counts["advertisers"]}
+
+
+def lock_policy(cfg: Config):
+    from spark_app.postgres.locks import LockPolicy
+
+    pg = cfg.postgres
+    return LockPolicy(pg.lock_timeout_seconds, pg.publish_attempts, pg.publish_backoff_seconds)
 
 
 def check_quality(
@@ -252,7 +276,7 @@ def check_quality(
     spec: Optional[Any] = None,
 ):
     """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
-    from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
+    from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS, SHRINK_TARGET
     from spark_app.quality.gate import run_gate
 
     gate = run_gate(
@@ -265,6 +289,7 @@ def check_quality(
         run_id=run_id,
         spec=spec,
         schema=cfg.postgres.schema,
+        shrink_target=SHRINK_TARGET,
     )
     return gate  # run_gate has logged each warning
 

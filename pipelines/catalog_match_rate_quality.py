@@ -11,8 +11,12 @@ from __future__ import annotations
 from typing import Dict, List
 
 from spark_app.config import CheckConfig
+from spark_app.quality.shrink import ShrinkTarget
 
 PIPELINE = "catalog_match_rate"
+# Error-level, whatever checks the config lists: a day far smaller than its history or than the
+# published day it replaces (rows and total views) stops the run unless an operator allows it.
+SHRINK_TARGET = ShrinkTarget("product_views", "view_count")
 
 
 def _keys(columns: List[str]) -> List[CheckConfig]:

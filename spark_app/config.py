@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
 
@@ -111,6 +112,10 @@ class PostgresConfig:
     secret_region: Optional[str] = None
     schema: str = "public"
     copy_batch_rows: int = 10000  # rows per Arrow batch streamed into COPY
+    lock_timeout_seconds: float = 2.0  # publish: longest wait for a lock per attempt (readers wait as long)
+    publish_attempts: int = 5  # publish attempts when a lock is not granted in time
+    publish_backoff_seconds: float = 1.0  # pause after the first such attempt, doubling after each
+    client_check_seconds: int = 5  # server checks a session's client is alive (0: off, servers < 14)
 
 
 @dataclass(frozen=True)
@@ -139,11 +144,22 @@ class AnomalyConfig:
 
 
 @dataclass(frozen=True)
+class ShrinkConfig:
+    """The guard against a day far smaller than its history or than the published day it replaces."""
+
+    max_drop: float = 0.5  # rows or total views below (1 - max_drop) x the reference fail the day
+    history_days: int = 14  # trailing window of stored metrics whose median is the reference
+    min_history: int = 3  # fewer stored days: the history comparison passes with a note
+    allow: bool = False  # an operator publishes a genuinely small day (also --allow-shrink)
+
+
+@dataclass(frozen=True)
 class QualityConfig:
     engine: Literal["auto", "deequ", "native"] = "auto"
     deequ_jar: Optional[str] = None
     checks: Dict[str, List[CheckConfig]] = field(default_factory=dict)  # table -> checks
     anomalies: List[AnomalyConfig] = field(default_factory=list)
+    shrink: ShrinkConfig = field(default_factory=ShrinkConfig)
 
 
 @dataclass(frozen=True)
@@ -234,20 +250,30 @@ class Config:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read a YAML file into a validated `Config`, or raise `ConfigError` naming file and key."""
+    return config_from_mapping(read_config_mapping(path), source=str(path))
+
+
+def read_config_mapping(path: str | os.PathLike[str]) -> Any:
+    """The YAML file as plain data; ConfigError naming the file when it is missing, not UTF-8 or not YAML."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        why = f"byte {exc.start} cannot be decoded"
+        raise ConfigError(f"{p}: not UTF-8 text ({why}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    return config_from_mapping(data, source=str(p))
 
 
 def config_from_mapping(data: Any, source: str = "<memory>") -> Config:
     """Validate a plain mapping (as parsed from YAML) into a `Config`."""
+    check_no_literal_secrets(data, source)
     cfg = _build(Config, data, key="", source=source)
     cfg = dataclasses.replace(cfg, source_file=source)
     _check_cross_fields(cfg, source)
@@ -264,13 +290,21 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
             f"{source}: postgres.url: must not carry a password; set the environment variable "
             f"{cfg.postgres.password_env} or postgres.password_secret"
         )
-    if not re.match(r"^postgres(ql)?(\+\w+)?://", cfg.postgres.url):
-        raise ConfigError(f"{source}: postgres.url: expected postgresql://user@host:port/database")
+    check_postgres_url(cfg.postgres.url, source)
+    if cfg.postgres.copy_batch_rows < 1:
+        raise ConfigError(f"{source}: postgres.copy_batch_rows: must be at least 1 (rows per COPY batch)")
+    for key in ("lock_timeout_seconds", "publish_attempts"):
+        if getattr(cfg.postgres, key) <= 0:
+            raise ConfigError(f"{source}: postgres.{key}: must be positive")
     if not is_plain_identifier(cfg.postgres.schema):
         raise ConfigError(f"{source}: postgres.schema: not a plain SQL identifier: {cfg.postgres.schema!r}")
     if cfg.s3 and cfg.s3.endpoint_url and not re.match(r"^https?://[^/\s]+/?$", cfg.s3.endpoint_url):
         got = cfg.s3.endpoint_url
         raise ConfigError(f"{source}: s3.endpoint_url: expected http(s)://host[:port], got {got!r}")
+    if not 0.0 < cfg.quality.shrink.max_drop < 1.0:
+        raise ConfigError(f"{source}: quality.shrink.max_drop: must be within (0, 1)")
+    if cfg.quality.shrink.history_days < 1 or cfg.quality.shrink.min_history < 1:
+        raise ConfigError(f"{source}: quality.shrink.history_days and min_history: must be at least 1")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
     from spark_app.quality.checks import validate_checks

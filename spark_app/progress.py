@@ -31,6 +31,7 @@ class Progress:
         self.label = label
         self.stages: List[StageRecord] = []
         self.counts: Dict[str, int] = {}
+        self.notes: List[str] = []  # what an operator must not miss (e.g. a guard overridden)
         self._started = time.perf_counter()
 
     @contextlib.contextmanager
@@ -51,6 +52,10 @@ class Progress:
         extra = "".join(f", {k}={_fmt(v)}" for k, v in record.detail.items())
         log.info("%sdone %s in %.1f s%s%s", self._prefix(), name, record.seconds, rows, extra)
 
+    def add_note(self, note: str) -> None:
+        log.warning("%s%s", self._prefix(), note)
+        self.notes.append(note)
+
     def add_counts(self, counts: Dict[str, int]) -> None:
         self.counts.update({k: int(v) for k, v in counts.items()})
 
@@ -65,6 +70,7 @@ class Progress:
                 s.name: {"seconds": round(s.seconds, 3), "rows": s.rows, **s.detail} for s in self.stages
             },
             "counts": dict(self.counts),
+            "notes": list(self.notes),
             "total_seconds": round(self.total_seconds, 3),
         }
 
@@ -80,6 +86,8 @@ class Progress:
             width = max(len(k) for k in self.counts)
             lines.append("")
             lines += [f"{k:<{width}}  {v:>12,}" for k, v in self.counts.items()]
+        if self.notes:
+            lines += ["", *(f"NOTE: {n}" for n in self.notes)]
         return "\n".join(lines)
 
     def _prefix(self) -> str:

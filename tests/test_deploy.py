@@ -171,3 +171,21 @@ def test_no_secret_reaches_any_artifact_request_or_output(env, capsys, monkeypat
     for obj in listing:
         body = env["s3"].get_object(Bucket=env["bucket"], Key=obj["Key"])["Body"].read()
         assert secret.encode() not in body
+
+
+@pytest.mark.parametrize("command", ["package", "upload"])
+def test_a_config_holding_a_secret_is_never_built_into_a_release(env, capsys, tmp_path, command):
+    secret = f"pw-{uuid.uuid4().hex}"
+    conf = yaml.safe_load(Path(env["conf"]).read_text())
+    conf["postgres"]["url"] += f"&password={secret}"
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(yaml.safe_dump(conf))
+    extra = ["--out", str(tmp_path / "dist")] if command == "package" else []
+
+    code, out, err = _run(capsys, command, "--conf", str(leaky), *extra)
+
+    assert code == 2
+    assert "postgres.url: query option 'password'" in err
+    assert secret not in out + err
+    assert not (tmp_path / "dist").exists()
+    assert "Contents" not in env["s3"].list_objects_v2(Bucket=env["bucket"])

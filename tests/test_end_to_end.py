@@ -423,3 +423,49 @@ def test_a_bucket_that_does_not_exist_is_a_source_error(s3_job, tmp_path):
 
     assert result.returncode == 7, result.stderr[-3000:]
     assert "bucket no-such-bucket-e2e does not exist; check events.path" in result.stderr
+
+
+def test_a_rerun_on_partial_input_is_stopped_by_the_shrink_guard_unless_allowed(job, pg_url):
+    conf_path, tmp_path, conf = job
+    assert run_job(conf_path).returncode == 0  # the full day is published
+    before = tables(pg_url)
+    partial = tmp_path / "partial-events"
+    (partial / f"dt={DAY}").mkdir(parents=True)
+    (partial / f"dt={DAY}" / "part-00000.json").write_text("\n".join(DAY_LINES[:4]) + "\n", encoding="utf-8")
+    partial_conf = write_conf(tmp_path / "partial.yaml",
+                              {**conf, "events": {**conf["events"], "path": str(partial)}})
+
+    refused = run_job(partial_conf)
+    allowed = run_job(partial_conf, "--allow-shrink")
+
+    assert refused.returncode == 4, refused.stderr[-3000:]
+    assert "shrink guard: Sum(view_count) vs the published day" in refused.stderr
+    assert "re-run with --allow-shrink" in refused.stderr
+    assert tables(pg_url)[0] != before[0] and allowed.returncode == 0, allowed.stderr[-3000:]
+    assert "NOTE: shrink guard overridden: product_views" in allowed.stdout
+    assert run_job(conf_path, "--allow-shrink").returncode == 0  # the full day back for the next tests
+
+
+def test_a_reader_holding_the_table_fails_the_publish_with_exit_5_naming_it_once(job, pg_url):
+    conf_path, tmp_path, conf = job
+    if fetch(pg_url, "SELECT to_regclass('product_views') IS NULL") == [(True,)]:
+        assert run_job(conf_path).returncode == 0  # run alone: publish the day first
+    before = tables(pg_url)
+    quick = {**conf, "postgres": {**conf["postgres"], "lock_timeout_seconds": 0.3, "publish_attempts": 2,
+                                  "publish_backoff_seconds": 0.1}}
+    reader = psycopg2.connect(pg_url, application_name="report-left-open")
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM product_views")
+            pid = reader.get_backend_pid()
+        result = run_job(write_conf(tmp_path / "quick-locks.yaml", quick))
+    finally:
+        reader.rollback()
+        reader.close()
+
+    assert result.returncode == 5, result.stderr[-3000:]
+    named = f"blocked by pid {pid} (application 'report-left-open', idle in transaction)"
+    assert result.stderr.count(f"publishing public.product_views for day {DAY} failed: could not take") == 1
+    assert named in result.stderr
+    assert "needs a running DayRun" not in result.stderr
+    assert tables(pg_url) == before

@@ -82,3 +82,23 @@ def test_bad_day_ranges_exit_2_before_spark_starts(tmp_path, caplog, argv, messa
     conf = write_conf(tmp_path, GOOD)
     assert process_data.main(["--pipeline", "catalog_match_rate", "--conf", conf, *argv]) == 2
     assert message in caplog.text
+
+
+def test_a_config_file_that_is_not_utf8_exits_2_naming_it(tmp_path, caplog):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(yaml.safe_dump(GOOD).encode() + "# caf\xe9\n".encode("latin-1"))
+    argv = ["--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", str(path)]
+    code = process_data.main(argv)
+    assert code == 2
+    assert f"{path}: not UTF-8 text" in caplog.text
+
+
+def test_allow_shrink_turns_the_guard_into_a_warning_for_this_run_only(tmp_path):
+    conf = write_conf(tmp_path, GOOD)
+    plain = process_data.parse_args(["--pipeline", "p", "--date", "2026-11-19", "--conf", conf])
+    allowed = process_data.parse_args(["--pipeline", "p", "--date", "2026-11-19", "--conf", conf,
+                                       "--allow-shrink"])
+    cfg = process_data.load_config(conf)
+
+    assert process_data.apply_overrides(cfg, plain).quality.shrink.allow is False
+    assert process_data.apply_overrides(cfg, allowed).quality.shrink.allow is True

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from spark_app.config import read_config_mapping
+from spark_app.config_secrets import refuse_secrets
 from spark_app.errors import ConfigError
 
 # The cluster zip is an allow-list: each package's own modules plus exactly the subpackages named
@@ -121,6 +123,7 @@ def build(root: str | Path, conf_path: str | Path, shipped: Mapping[str, Tuple[s
     """Every artifact of a release, in memory; `Build.write` puts them in dist/."""
     root = Path(root)
     conf = Path(conf_path) if Path(conf_path).is_absolute() else root / conf_path
+    refuse_secrets(read_config_mapping(conf), str(conf))  # a config holding a secret is never shipped
     artifacts = [Artifact(ZIP_NAME, build_zip(root, shipped))]
     for rel, name in ((ENTRY_POINT, ENTRY_POINT), (REQUIREMENTS, REQUIREMENTS_NAME)):
         artifacts.append(Artifact(name, _read(root / rel, "artifact")))

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from typing import List, Optional
 
 from spark_app.config import EventsConfig, S3Config
-from spark_app.errors import DataNotReady, SourceError
+from spark_app.errors import ConfigError, DataNotReady, SourceError
 from spark_app.events.files import day_folder, is_data_file_name
 from spark_app.events.files import s3_client as make_s3_client
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
@@ -57,6 +57,11 @@ def check_day_available(
     client = s3_client or (make_s3_client(s3) if is_s3_uri(cfg.path) else None)
     this_day = list_folder(day_folder(cfg.path, day), client)
     next_day = list_folder(day_folder(cfg.path, day + timedelta(days=1)), client)
+    if not this_day.exists and not root_exists(cfg.path, client):
+        raise ConfigError(
+            f"events.path: {cfg.path} does not exist (no dt=YYYY-MM-DD/ folder under it); "
+            "check the path in the config: a missing root is not a day that is late"
+        )
     _require_complete(cfg, day, this_day)
     warnings = _next_day_warnings(cfg, day, next_day)
     for warning in warnings:
@@ -88,6 +93,18 @@ def _next_day_warnings(cfg: EventsConfig, day: date, listing: FolderListing) -> 
     if cfg.require_success_marker and not listing.has_success_marker:
         return [f"events of {day}: {listing.path} is still being written; some late events may be missing"]
     return []
+
+
+def root_exists(path: str, s3_client=None) -> bool:
+    """True if the events root holds anything: a local folder, or at least one key under an S3 prefix."""
+    if not is_s3_uri(path):
+        return os.path.isdir(path[len("file://"):] if path.startswith("file://") else path)
+    bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
+    client = s3_client or make_s3_client()
+    try:
+        return bool(client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0))
+    except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
+        raise _listing_error(path, bucket, exc) from exc
 
 
 def list_folder(path: str, s3_client=None, page_size: int = 1000) -> FolderListing:
@@ -132,15 +149,21 @@ def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
                 elif is_data_file_name(name) and obj["Size"] > 0:
                     files.append(obj["Size"])
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        if _error_code(exc) == "NoSuchBucket":
-            raise SourceError(f"{path}: bucket {bucket} does not exist; check events.path") from exc
-        if _error_code(exc) in _REFUSED_CREDENTIALS:
-            raise SourceError(
-                f"{path}: S3 refused the credentials ({_error_code(exc)}); check the AWS credentials "
-                f"of this run (and s3.endpoint_url)"
-            ) from exc
-        raise SourceError(f"{path}: listing failed: {exc}") from exc
+        raise _listing_error(path, bucket, exc) from exc
     return FolderListing(path, any_key, len(files), sum(files), marker)
+
+
+def _listing_error(path: str, bucket: str, exc: BaseException) -> SourceError:
+    """The clear error for a refused S3 listing: missing bucket, refused credentials (never the key)."""
+    code = _error_code(exc)
+    if code == "NoSuchBucket":
+        return SourceError(f"{path}: bucket {bucket} does not exist; check events.path")
+    if code in _REFUSED_CREDENTIALS:
+        return SourceError(
+            f"{path}: S3 refused the credentials ({code}); check the AWS credentials "
+            f"of this run (and s3.endpoint_url)"
+        )
+    return SourceError(f"{path}: listing failed: {exc}")
 
 
 _REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}

@@ -27,6 +27,11 @@ _LIBPQ_DEFAULTS = {
     "keepalives_interval": 10,
     "keepalives_count": 5,
 }
+# Server-side settings of every session of ours, so that a driver or task that dies (kill -9, a
+# lost node) holds no lock for long: PostgreSQL checks every few seconds that the client is still
+# there, also while a query waits for a lock (client_connection_check_interval, PostgreSQL 14+), and
+# probes a silent peer with TCP keepalives (a host that vanished sends no FIN).
+_SERVER_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class ConnectionSpec:
 
     url: str
     password: Optional[str] = None
+    client_check_seconds: int = 5  # 0: no client_connection_check_interval (servers before 14)
 
     def __post_init__(self) -> None:
         from sqlalchemy.engine import make_url
@@ -71,7 +77,15 @@ class ConnectionSpec:
         for key, value in _LIBPQ_DEFAULTS.items():
             if key not in url.query:
                 connect_args.setdefault(key, value)
+        connect_args["options"] = " ".join(filter(None, [self.session_options(), url.query.get("options")]))
         return create_engine(url, poolclass=NullPool, connect_args=connect_args, **kwargs)
+
+    def session_options(self) -> str:
+        """libpq `options`: the server settings every session of ours starts with."""
+        settings = dict(_SERVER_KEEPALIVES)
+        if self.client_check_seconds > 0:
+            settings["client_connection_check_interval"] = self.client_check_seconds * 1000
+        return " ".join(f"-c {name}={value}" for name, value in settings.items())
 
     def describe(self) -> str:
         """host:port/database, for messages."""
@@ -89,7 +103,8 @@ def connection_spec(cfg: PostgresConfig, endpoint_url: Optional[str] = None) -> 
     """The spec for `cfg`, with the password resolved now (on the driver) from its configured source."""
     from spark_app.postgres.secrets import resolve_password
 
-    return ConnectionSpec(url=cfg.url, password=resolve_password(cfg, endpoint_url=endpoint_url))
+    password = resolve_password(cfg, endpoint_url=endpoint_url)
+    return ConnectionSpec(url=cfg.url, password=password, client_check_seconds=cfg.client_check_seconds)
 
 
 def check_identifier(name: str, what: str = "identifier") -> str:

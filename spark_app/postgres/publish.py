@@ -23,18 +23,20 @@ processes (nobody holds their lock).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Dict, List, Optional, Tuple
 
-from spark_app.errors import SinkError
+from spark_app.errors import ConfigError, SinkError
 from spark_app.postgres.checks import check_frame, primary_key, spark_cause, table_columns
-from spark_app.postgres.connect import ConnectionSpec, check_identifier, error_text, qualified, quote_ident
+from spark_app.postgres.connect import ConnectionSpec, check_identifier, error_text, qualified
 from spark_app.postgres.load import RESULT_SCHEMA, partition_loader
+from spark_app.postgres.locks import LockPolicy, blocking_sessions, is_lock_timeout
 from spark_app.postgres.partitions import is_day_partitioned, prepare_partition, swap_partition
 from spark_app.postgres.runs import RunLog
-from spark_app.postgres.staging import Staging, orphan_staging_tables
+from spark_app.postgres.staging import Staging
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,16 @@ class DayRun:
         day: date,
         schema: str = "public",
         copy_batch_rows: int = 10000,
+        locks: Optional[LockPolicy] = None,
     ) -> None:
+        if copy_batch_rows < 1:
+            raise ConfigError(f"copy_batch_rows must be at least 1, got {copy_batch_rows}")
         self.spec = spec
         self.pipeline = pipeline
         self.day = day
         self.schema = check_identifier(schema, "schema")
         self.copy_batch_rows = copy_batch_rows
+        self.locks = locks or LockPolicy()
         self.run_id = uuid.uuid4().hex
         self.state = "new"  # new -> running -> succeeded | failed
         self._engine: Any = None
@@ -71,6 +77,7 @@ class DayRun:
         self._keys: Dict[str, List[str]] = {}  # target table -> its primary key columns
         self._partitioned: Dict[str, bool] = {}  # target table -> partitioned BY LIST (day)
         self._results: Dict[str, StageResult] = {}
+        self._current: Optional[str] = None  # the table the publish is working on, for messages
 
     def __repr__(self) -> str:
         return f"DayRun({self.pipeline!r}, {self.day.isoformat()}, run_id={self.run_id}, {self.state})"
@@ -81,7 +88,7 @@ class DayRun:
         self._connect()
         try:
             self._log.take_day_lock(self._what())
-            self._clean_up_dead_runs()
+            self._staging.clean_up_after_dead_runs(self._log)
             self._log.start()
             self._conn.commit()
         except BaseException as exc:
@@ -103,7 +110,13 @@ class DayRun:
         return False
 
     def fail(self, error: Any, stats: Optional[Dict[str, Any]] = None) -> None:
-        """Record the run as failed (error text, stats), drop its staging; targets stay untouched."""
+        """Record the run as failed (error text, stats), drop its staging; targets stay untouched.
+
+        After a failed `publish()` (already recorded with its own error) this does nothing, so the
+        caller's `except: run.fail(exc); raise` lets the publish's error through unchanged.
+        """
+        if self.state == "failed":
+            return
         self._require_running("fail")
         if isinstance(error, BaseException):
             reason = error_text(error, self.spec)
@@ -119,7 +132,16 @@ class DayRun:
         check_identifier(table, "table")
         if table in self._staging.tables:
             raise SinkError(f"{self._what()}: table {table} was already staged in this run")
-        target_columns = self._target_columns(table)
+        try:
+            return self._stage(df, table)
+        except SinkError:
+            raise
+        except Exception as exc:  # the server restarted or went away: our session and its lock are gone
+            cause = error_text(exc, self.spec)
+            raise SinkError(f"staging {self.schema}.{table} for day {self.day} failed: {cause}") from None
+
+    def _stage(self, df: Any, table: str) -> StageResult:
+        target_columns = _target_columns(self._conn, self.spec, self.schema, table)
         columns = [name for name, _ in target_columns]
         self._columns[table] = columns
         self._keys[table] = primary_key(self._conn, self.schema, table)
@@ -148,53 +170,76 @@ class DayRun:
         rows_out: Optional[int] = None,
         rows_rejected: Optional[int] = None,
         stats: Optional[Dict[str, Any]] = None,
+        expected_rows: Optional[Dict[str, int]] = None,
     ) -> None:
         """Replace the day in every staged table and mark the run succeeded, in ONE transaction.
 
-        Partitioned targets are prepared first (primary key and day CHECK on the staging table,
-        outside the transaction: readers see nothing of it), then swapped in by the transaction.
+        A table whose staged rows (loaded + rejected at load) differ from `expected_rows` is refused.
+        Partitioned targets are prepared outside the transaction (invisible to readers), then
+        swapped in; each attempt waits for its locks at most `locks.timeout_seconds`.
         """
-        from sqlalchemy import text
-
         self._require_running("publish")
-        staged = self._staging.tables
-        current = None
+        self._current = None
         try:
-            for table, staging in staged.items():
+            _check_expected_rows(self._results, expected_rows or {})
+            for table, staging in self._staging.tables.items():
                 if self._partitioned[table]:
-                    current = table
+                    self._current = table
                     prepare_partition(self._conn, self.schema, staging, self.day, self._keys[table],
                                       self._staging.key_name(table))
-            for table, staging in staged.items():
-                current = table
-                if self._partitioned[table]:
-                    key_name = self._staging.key_name(table) if self._keys[table] else ""
-                    swap_partition(self._conn, self.schema, table, staging, self.day, key_name)
-                    continue
-                target = qualified(self.schema, table)
-                cols = ", ".join(quote_ident(name) for name in self._columns[table])
-                self._conn.execute(text(f"DELETE FROM {target} WHERE day = :d"), {"d": self.day})
-                source = qualified(self.schema, staging)
-                self._conn.execute(text(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {source}"
-                                        + _order_by(self._keys[table])))
-            current = "pipeline_runs"
-            self._log.finish("succeeded", None, rows_in, rows_out, rows_rejected, self._payload(stats))
-            self._staging.drop()
-            self._conn.commit()
+            self._swap_with_retries(rows_in, rows_out, rows_rejected, stats)
+        except _Refused as refused:
+            self._abort_publish(refused.table, f"{refused.verb}: {refused}", stats)
         except Exception as exc:
-            cause = error_text(exc, self.spec)
-            self._rollback()
-            self._record_failure(f"publish of {current} failed: {cause}", stats)
-            where = f"{self.schema}.{current} for day {self.day}"
-            raise SinkError(f"publishing {where} failed: {cause}") from None
+            self._abort_publish(self._current, f"failed: {error_text(exc, self.spec)}", stats)
         self.state = "succeeded"
         log.info("published %s (run %s)", self._what(), self.run_id)
+
+    def _swap_with_retries(self, rows_in, rows_out, rows_rejected, stats) -> None:
+        targets = [qualified(self.schema, t) for t in self._staging.tables]
+        for attempt in range(1, self.locks.attempts + 1):
+            try:
+                self.locks.set_local(self._conn)
+                self._swap_all()
+                self._current = "pipeline_runs"
+                self._log.finish("succeeded", None, rows_in, rows_out, rows_rejected, self._payload(stats))
+                self._staging.drop()
+                self._conn.commit()
+                return
+            except Exception as exc:
+                if not is_lock_timeout(exc):
+                    raise
+                self._rollback()
+                blockers = blocking_sessions(self._conn, targets)
+                self.locks.log_timeout(self._current, attempt, blockers)
+                if attempt == self.locks.attempts:
+                    raise _Refused(self._current, _lock_failure(self.locks, blockers), "failed") from None
+                time.sleep(self.locks.pause(attempt))
+
+    def _swap_all(self) -> None:
+        """Inside the publish transaction: each staged table's day replaced."""
+        for table, staging in self._staging.tables.items():
+            self._current = table
+            if self._partitioned[table]:
+                key_name = self._staging.key_name(table) if self._keys[table] else ""
+                swap_partition(self._conn, self.schema, table, staging, self.day, key_name)
+                continue
+            self._staging.replace_day(table, self._columns[table], self._keys[table], self.day)
+
+    def _abort_publish(self, table: Optional[str], what: str, stats: Optional[Dict[str, Any]]) -> None:
+        """Roll back, record the run failed with `what`, raise it as a SinkError naming table and day."""
+        self._rollback()
+        self._record_failure(f"publish of {table} {what}", stats)
+        raise SinkError(f"publishing {self.schema}.{table} for day {self.day} {what}") from None
 
     def record_stats(self, stats: Dict[str, Any]) -> None:
         """Replace the run's stats after publish (the publish stage's own time is known only then)."""
         if self.state != "succeeded":
             raise SinkError(f"{self._what()}: record_stats() comes after publish(), state is {self.state}")
-        self._log.replace_stats(self._payload(stats))
+        try:
+            self._log.replace_stats(self._payload(stats))
+        except Exception as exc:  # the day is published; only the final timings are lost
+            log.warning("final stats of run %s not recorded: %s", self.run_id, error_text(exc, self.spec))
 
     # ------------------------------------------------------------------ internals
 
@@ -252,26 +297,38 @@ class DayRun:
             self._rollback()
             log.warning("could not record failure of run %s: %s", self.run_id, error_text(exc, self.spec))
 
-    def _clean_up_dead_runs(self) -> None:
-        """Runs of this pipeline left `running` by dead processes -> abandoned; orphan staging dropped."""
-        from sqlalchemy import text
-
-        self._log.mark_dead_runs()
-        for staging in orphan_staging_tables(self._conn, self.schema, self._log.table):
-            self._conn.execute(text(f"DROP TABLE IF EXISTS {qualified(self.schema, staging)}"))
-        self._conn.commit()
-
-    def _target_columns(self, table: str) -> List[Tuple[str, str]]:
-        cols = table_columns(self._conn, self.schema, table)
-        self._conn.commit()
-        if not cols:
-            raise SinkError(
-                f"table {self.schema}.{table} does not exist on {self.spec.describe()} "
-                "(did upgrade_schema run for this schema?)"
-            )
-        return cols
 
 
-def _order_by(keys: List[str]) -> str:
-    """Rows in primary-key order fill the target's index page by page (measured ~25% faster)."""
-    return " ORDER BY " + ", ".join(quote_ident(k) for k in keys) if keys else ""
+def _target_columns(conn: Any, spec: ConnectionSpec, schema: str, table: str) -> List[Tuple[str, str]]:
+    cols = table_columns(conn, schema, table)
+    conn.commit()
+    if not cols:
+        where = f"{schema}.{table} does not exist on {spec.describe()}"
+        raise SinkError(f"table {where} (did upgrade_schema run for this schema?)")
+    return cols
+
+
+class _Refused(Exception):
+    """A publish refused before or instead of committing; `table` is the table it is about."""
+
+    def __init__(self, table: Optional[str], message: str, verb: str = "refused") -> None:
+        super().__init__(message)
+        self.table = table
+        self.verb = verb
+
+
+def _check_expected_rows(results: Dict[str, StageResult], expected_rows: Dict[str, int]) -> None:
+    """_Refused for the first table whose staged rows (loaded + rejected at load) differ from computed."""
+    for table, computed in expected_rows.items():
+        result = results.get(table, StageResult(0, 0))
+        if result.rows_loaded + result.rows_rejected != computed:
+            rejected = f" and {result.rows_rejected} rejected at load" if result.rows_rejected else ""
+            staged = f"{result.rows_loaded} row(s) staged{rejected}"
+            raise _Refused(table, f"{staged} but {computed} computed; the published day is unchanged")
+
+
+def _lock_failure(policy: LockPolicy, blockers: List[str]) -> str:
+    held = "; ".join(blockers) if blockers else "sessions that have ended since"
+    return (f"could not take its lock within {policy.timeout_seconds:g} s in {policy.attempts} attempt(s); "
+            f"blocked by {held}; the published day is unchanged")
+

@@ -158,11 +158,13 @@ def run_gate(
     run_id: Optional[str] = None,
     schema: Optional[str] = None,
     spec: Any = None,
+    shrink_target: Any = None,
 ) -> GateResult:
     """Verify every table, check anomalies against the stored history, then save the day's metrics.
 
     `store` (or its alias `spec`) is a ConnectionSpec, an SQLAlchemy Engine or a URL; without it
-    no history is read or written. `schema` holds `quality_metrics` (default public). Failed
+    no history is read or written. `schema` holds `quality_metrics` (default public).
+    `shrink_target` (a `spark_app.quality.shrink.ShrinkTarget`) adds the shrink guard. Failed
     Warning-level constraints are logged; the caller decides on errors (`raise_if_failed()`).
     """
     engine = engine or cfg.engine
@@ -171,6 +173,8 @@ def run_gate(
     gate = GateResult()
     for table, df in tables.items():
         extra = [anomaly_metric(a.metric, a.column) for a in watched if a.table == table]
+        if shrink_target is not None and shrink_target.table == table:
+            extra += shrink_target.metrics()
         report = verify(spark, df, table, checks_for(table, cfg, default_checks), engine, extra)
         gate.reports[table] = report
     if store is not None and day is None:
@@ -179,6 +183,10 @@ def run_gate(
         from spark_app.quality.store import check_anomalies
 
         gate.anomalies = check_anomalies(store, pipeline, day, gate.metrics, watched, schema=schema)
+    if shrink_target is not None and shrink_target.table in tables:
+        from spark_app.quality.shrink import check_shrink
+
+        gate.anomalies += check_shrink(store, pipeline, day, gate.metrics, shrink_target, cfg.shrink, schema)
     if store is not None:
         from spark_app.quality.store import save_metrics
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from spark_app.config import EventsConfig
-from spark_app.errors import DataNotReady, SourceError
+from spark_app.errors import ConfigError, DataNotReady, SourceError
 from spark_app.events.availability import check_day_available, list_folder
 
 DAY = date(2024, 3, 10)
@@ -152,3 +152,14 @@ def test_an_s3_next_day_without_its_marker_is_a_warning(s3, bucket):
 def test_a_missing_bucket_is_a_source_error_not_a_retry(s3):
     with pytest.raises(SourceError, match=r"bucket no-such-bucket-x does not exist"):
         check_day_available(EventsConfig(path="s3://no-such-bucket-x/logs"), DAY, s3_client=s3)
+
+
+def test_a_root_that_does_not_exist_is_a_config_error_not_a_retry(tmp_path):
+    with pytest.raises(ConfigError, match=r"events.path: .*no-such-root does not exist") as err:
+        check_day_available(EventsConfig(path=str(tmp_path / "no-such-root")), DAY)
+    assert err.value.exit_code == 2
+
+
+def test_an_s3_root_without_any_object_is_a_config_error(s3, bucket):
+    with pytest.raises(ConfigError, match=rf"events.path: s3://{bucket}/typo does not exist"):
+        check_day_available(EventsConfig(path=f"s3://{bucket}/typo"), DAY, s3_client=s3)

@@ -117,3 +117,44 @@ def test_event_counts_that_do_not_add_up_stop_the_run():
     totals = {"view_events": 12, "other_events": 3, "viewed_products": 5}  # more events than in the day
     with pytest.raises(PipelineError, match="do not add up"):
         _event_counts(source, totals)
+
+
+def test_the_publish_expects_one_row_per_viewed_product_and_per_advertiser():
+    from pipelines.catalog_match_rate import computed_rows
+
+    counts = {"lines_read": 100, "viewed_products": 2116, "advertisers": 20, "product_view_events": 14032}
+    assert computed_rows(counts) == {"product_views": 2116, "advertiser_match_rates": 20}
+
+
+def test_the_publish_lock_policy_comes_from_the_config():
+    from pipelines.catalog_match_rate import lock_policy
+    from spark_app.config import config_from_mapping
+    from spark_app.postgres.locks import LockPolicy
+
+    cfg = config_from_mapping({
+        "events": {"path": "/tmp/events"},
+        "dynamodb": {"table": "catalog", "region": "us-east-1"},
+        "postgres": {"url": "postgresql://etl@db/catalog", "lock_timeout_seconds": 0.5,
+                     "publish_attempts": 3, "publish_backoff_seconds": 0.25},
+    })
+    assert lock_policy(cfg) == LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.25)
+
+
+def test_an_overridden_shrink_guard_is_noted_in_the_run_summary():
+    from pipelines.catalog_match_rate import note_overrides
+    from spark_app.progress import Progress
+    from spark_app.quality.gate import GateResult
+    from spark_app.quality.results import ConstraintResult
+
+    message = ("Value: 3709 is 74.0% below the published day's 14032 (allowed: 50% below); "
+               "overridden (allow_shrink)")
+    allowed = ConstraintResult("shrink guard: Size(*) vs the published day", "Warning", "Failure", "Size",
+                               "*", 3709.0, message, "product_views")
+    gate = GateResult(anomalies=[allowed])
+    progress = Progress("catalog_match_rate 2026-11-19")
+
+    note_overrides(gate, progress)
+
+    summary = progress.format_summary()
+    assert "NOTE: shrink guard overridden: product_views: Value: 3709 is 74.0% below" in summary
+    assert progress.as_stats()["notes"] == [f"shrink guard overridden: product_views: {allowed.message}"]

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sqlalchemy import text
 
-from spark_app.errors import SinkError
+from spark_app.errors import ConfigError, SinkError
 from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
 from spark_app.postgres.schema import upgrade_schema
@@ -271,3 +271,43 @@ def test_republishing_a_day_swaps_its_partition_and_leaves_other_days_partitions
         sql(spec, "INSERT INTO product_views VALUES (:d, 2, 'b', 1, true)", d=D2)
     with pytest.raises(Exception, match="violates (partition|check) constraint"):  # and only its day
         sql(spec, "INSERT INTO product_views_d20261119 VALUES ('2026-11-20', 2, 'x', 1, true)")
+
+
+def test_publish_refuses_when_staged_rows_differ_from_the_rows_computed(spark, spec):
+    publish_detail(spark, spec, D2, [(8, "kept", 1, True)])
+
+    expected = (r"publishing public.product_views for day 2026-11-19 refused: 2 row\(s\) staged "
+                r"but 3 computed")
+    with pytest.raises(SinkError, match=expected):
+        with DayRun(spec, PIPELINE, D2) as run:
+            run.stage(detail(spark, D2, [(8, "a", 1, True), (8, "b", 1, True)]), "product_views")
+            run.publish(rows_in=3, rows_out=2, rows_rejected=0, expected_rows={"product_views": 3})
+
+    assert [r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D2)] == ["kept"]
+    (status, error) = sql(spec, "SELECT status, error FROM pipeline_runs WHERE run_id = :r", r=run.run_id)[0]
+    assert status == "failed" and "2 row(s) staged but 3 computed" in error
+
+
+def test_a_copy_batch_of_no_rows_is_refused_before_anything_starts(spec):
+    with pytest.raises(ConfigError, match="copy_batch_rows must be at least 1, got 0"):
+        DayRun(spec, PIPELINE, D2, copy_batch_rows=0)
+
+
+def test_fail_after_a_failed_publish_keeps_the_publish_error(spark, spec):
+    """The pipeline's pattern: any exception -> run.fail(exc) -> re-raise. The publish's own error
+    must reach the caller, not a complaint that the run is no longer running."""
+    duplicated = [(9, "same", 1, True), (9, "same", 2, True)]
+
+    with pytest.raises(SinkError) as err:
+        with DayRun(spec, PIPELINE, D2) as run:
+            try:
+                run.stage(detail(spark, D2, duplicated), "product_views")
+                run.publish(rows_in=2, rows_out=2, rows_rejected=0)
+            except Exception as exc:
+                run.fail(exc, {"stage": "publish"})
+                raise
+
+    assert "publishing public.product_views for day 2026-11-19 failed: UniqueViolation" in str(err.value)
+    assert "needs a running DayRun" not in str(err.value)
+    (error,) = sql(spec, "SELECT error FROM pipeline_runs WHERE run_id = :r", r=run.run_id)[0]
+    assert "UniqueViolation" in error

@@ -13,9 +13,9 @@ from collections import Counter
 from datetime import date
 
 import pytest
+from spark_app.presto_query import PrestoEndpoint, connect, views_query
 
 from spark_app.config import PrestoConfig
-from spark_app.presto_query import PrestoEndpoint, connect, views_query
 
 trino_support = pytest.importorskip("support.trino")
 
