@@ -93,14 +93,17 @@ def cmd_upload(args: argparse.Namespace) -> int:
     emr = emr_api.emr_section(cfg)
     release = _build(args)
     template = schedule.launch_template(cfg, release.version, Path(args.conf).name, _table(cfg))
+    extra = [template]
+    if emr_api.ships_release_deequ_jar(cfg):  # no emr.deequ_jar: the fetched jar goes beside the release
+        extra.append(packaging.deequ_jar_artifact(ROOT))
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},
-                 "ContentLength": len(a.data)} for a in release.artifacts + [template]]
+                 "ContentLength": len(a.data)} for a in release.artifacts + extra]
         manifest = {"Bucket": emr.bucket, "Key": packaging.manifest_key(emr.prefix)}
         _dump({"put_object": puts, "manifest": manifest})
         return 0
-    report = packaging.upload(emr_api.s3_client(emr), release, emr.bucket, emr.prefix, extra=[template])
+    report = packaging.upload(emr_api.s3_client(emr), release, emr.bucket, emr.prefix, extra=extra)
     _dump(report.__dict__)
     return 0
 

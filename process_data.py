@@ -115,11 +115,25 @@ def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
         fake_aws_credentials()
     spark = build_session(cfg.spark, s3=cfg.s3)
     try:
+        try:
+            engine = _quality_engine(spark, cfg)
+        except PipelineError as exc:  # a missing or mismatched Deequ jar: before any data is read
+            log.error("%s", exc)
+            return exc.exit_code
         if args.command == "run":
             return _run_days(spark, cfg, pipeline, days)
-        return _inspect_day(spark, cfg, pipeline, days[0], args.command)
+        return _inspect_day(spark, cfg, pipeline, days[0], args.command, engine)
     finally:
         spark.stop()
+
+
+def _quality_engine(spark, cfg: Config) -> str:
+    """The data-quality engine of this run; a Deequ jar that cannot serve it fails here, at the start."""
+    from spark_app.quality.gate import choose_engine
+
+    engine = choose_engine(spark, cfg.quality.engine)
+    log.info("data-quality engine: %s (quality.engine: %s)", engine, cfg.quality.engine)
+    return engine
 
 
 def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
@@ -131,6 +145,9 @@ def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
         code = _guarded(lambda: pipeline.run(spark, cfg, day, progress))  # noqa: B023
         print(f"\n== {pipeline.NAME} {day}: {'succeeded' if code == 0 else f'FAILED (exit {code})'}")
         print(progress.format_summary())
+        engine = next((s.detail.get("engine") for s in progress.stages if s.name == "quality"), None)
+        if engine:
+            print(f"data-quality engine: {engine}")
         results.append((day, code))
     if len(days) > 1:
         failed = [(d, c) for d, c in results if c]
@@ -140,7 +157,7 @@ def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
     return next((c for _, c in results if c), 0)
 
 
-def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str) -> int:
+def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str, engine: str = "native") -> int:
     from spark_app.progress import Progress
 
     progress = Progress(f"{pipeline.NAME} {day}")
@@ -151,8 +168,12 @@ def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str) -> int:
             from spark_app.quality.suggest import suggest_constraints
 
             for name, df in tables.items():
-                print(f"\n== suggested constraints for {name}")
-                print(suggest_constraints(df).format())
+                _print_suggestions(name, "ours", suggest_constraints(df))
+                if engine == "deequ":
+                    from spark_app.quality.deequ import deequ_suggestions
+
+                    theirs = deequ_suggestions(spark, df)
+                    _print_suggestions(name, "Deequ's ConstraintSuggestionRunner", theirs)
             return
         gate = pipeline.check_quality(spark, cfg, tables, day, run_id=f"quality-{day}")
         print(gate.format())
@@ -162,6 +183,13 @@ def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str) -> int:
             raise QualityGateFailed(f"{len(gate.errors)} Error-level constraint(s) failed for {day}")
 
     return _guarded(inspect)
+
+
+def _print_suggestions(table: str, by: str, suggestions) -> None:
+    print(f"\n== suggested constraints for {table} ({by})")
+    print(suggestions.format())
+    print(f"\n# as config (quality.checks), {by}:")
+    print(suggestions.as_config(table))
 
 
 def _guarded(action) -> int:

@@ -229,6 +229,7 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         progress.add_counts({"rejected_at_load": rejected_at_load})
     with progress.stage("quality") as st:
         gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
+        st.detail["engine"] = gate.engine
         st.detail["warnings"] = len(gate.warnings)
         st.detail["errors"] = len(gate.errors)
         note_overrides(gate, progress)

@@ -12,10 +12,13 @@ Executors of local and local-cluster masters run on this machine, so the same pa
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 JARS_DIR = ".jars"
+POM = "requirements/pom.xml"
+_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
 def repo_root() -> Path:
@@ -53,3 +56,17 @@ def local_jar_conf(root: Optional[Union[str, Path]] = None) -> Dict[str, str]:
         "spark.driver.extraClassPath": class_path,
         "spark.executor.extraClassPath": class_path,
     }
+
+
+def pom_property(name: str, root: Optional[Union[str, Path]] = None) -> str:
+    """A `<properties>` value of requirements/pom.xml, e.g. pom_property("deequ.version")."""
+    pom = Path(root if root is not None else repo_root()) / POM
+    node = ET.parse(pom).getroot().find(f"m:properties/m:{name}", _POM_NS)
+    if node is None or not (node.text or "").strip():
+        raise KeyError(f"{pom}: no <{name}> property")
+    return node.text.strip()
+
+
+def deequ_jar_name(root: Optional[Union[str, Path]] = None) -> str:
+    """The file name of the Deequ jar requirements/pom.xml lists: deequ-<deequ.version>.jar."""
+    return f"deequ-{pom_property('deequ.version', root)}.jar"

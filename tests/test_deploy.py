@@ -189,3 +189,29 @@ def test_a_config_holding_a_secret_is_never_built_into_a_release(env, capsys, tm
     assert secret not in out + err
     assert not (tmp_path / "dist").exists()
     assert "Contents" not in env["s3"].list_objects_v2(Bucket=env["bucket"])
+
+
+def test_upload_puts_the_fetched_deequ_jar_beside_the_release_and_the_step_ships_it(env, capsys):
+    from spark_app.jvm import deequ_jar_name, jar_for
+
+    code, out, _ = _run(capsys, "upload", "--conf", env["conf"])
+    report = json.loads(out)
+    name = deequ_jar_name()  # the build requirements/pom.xml lists
+    assert code == 0 and name in report["uploaded"]
+    key = f"catalog-match-rate/{report['version']}/{name}"
+    held = env["s3"].get_object(Bucket=env["bucket"], Key=key)["Body"].read()
+    assert held == Path(jar_for("deequ-")).read_bytes()  # the same bytes as .jars/ (make jars)
+    code, out, _ = _run(capsys, "launch", "--conf", env["conf"], "--date", "2026-11-19", "--dry-run")
+    args = json.loads(out)["Steps"][0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--jars") + 1] == f"s3://{env['bucket']}/{key}"
+
+
+def test_a_configured_deequ_jar_is_shipped_instead_and_nothing_is_uploaded_for_it(env, capsys):
+    conf = yaml.safe_load(Path(env["conf"]).read_text())
+    conf["emr"]["deequ_jar"] = "s3://shared-jars/deequ-2.0.7-spark-3.5.jar"
+    Path(env["conf"]).write_text(yaml.safe_dump(conf))
+    code, out, _ = _run(capsys, "upload", "--conf", env["conf"])
+    assert code == 0 and not [n for n in json.loads(out)["uploaded"] if n.endswith(".jar")]
+    code, out, _ = _run(capsys, "launch", "--conf", env["conf"], "--date", "2026-11-19", "--dry-run")
+    args = json.loads(out)["Steps"][0]["HadoopJarStep"]["Args"]
+    assert args[args.index("--jars") + 1] == "s3://shared-jars/deequ-2.0.7-spark-3.5.jar"

@@ -17,6 +17,7 @@ from spark_app.config import Config, EmrConfig
 from spark_app.emr.packaging import ENTRY_POINT, REQUIREMENTS_NAME, ZIP_NAME, version_prefix
 from spark_app.emr.sizing import compute_sizing
 from spark_app.errors import ConfigError
+from spark_app.jvm import deequ_jar_name
 
 GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClientFactory"
 BOOTSTRAP_SCRIPT = "setup.sh"
@@ -53,13 +54,24 @@ def job_arguments(
     return ["--pipeline", pipeline, *days, "--conf", conf_name]
 
 
-def deequ_jar(cfg: Config) -> Optional[str]:
-    """The Deequ jar to ship: emr.deequ_jar, else quality.deequ_jar when it is already on S3."""
+def deequ_jar(cfg: Config, version: Optional[str] = None) -> Optional[str]:
+    """The Deequ jar the step ships with --jars.
+
+    emr.deequ_jar, else quality.deequ_jar when it is on S3, else the jar `deploy.py upload` puts
+    beside release `version` (the build requirements/pom.xml lists); None without a version.
+    """
     emr = emr_section(cfg)
     if emr.deequ_jar:
         return emr.deequ_jar
     jar = cfg.quality.deequ_jar
-    return jar if jar and jar.startswith("s3://") else None
+    if jar and jar.startswith("s3://"):
+        return jar
+    return artifact_uri(emr, version, deequ_jar_name()) if version else None
+
+
+def ships_release_deequ_jar(cfg: Config) -> bool:
+    """True when no jar is configured, so the release carries its own (uploaded from .jars/)."""
+    return deequ_jar(cfg) is None
 
 
 def spark_defaults(cfg: Config, instance_types: Mapping[str, Mapping[str, float]]) -> Dict[str, str]:
@@ -119,7 +131,7 @@ def spark_submit_step(
         "--files",
         artifact_uri(emr, version, conf_name),
     ]
-    jar = deequ_jar(cfg)
+    jar = deequ_jar(cfg, version)
     if jar:
         args += ["--jars", jar]
     args += [artifact_uri(emr, version, ENTRY_POINT), *job_args]

@@ -138,6 +138,19 @@ def build(root: str | Path, conf_path: str | Path, shipped: Mapping[str, Tuple[s
     return Build(content_version(artifacts), artifacts)
 
 
+def deequ_jar_artifact(root: str | Path) -> Artifact:
+    """The Deequ jar requirements/pom.xml lists, from .jars/, to upload beside the release."""
+    from spark_app.jvm import JARS_DIR, deequ_jar_name
+
+    path = Path(root) / JARS_DIR / deequ_jar_name(root)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: the Deequ jar to upload beside the release is missing; run `make jars` "
+            "(or set emr.deequ_jar to a jar already on S3)"
+        )
+    return Artifact(path.name, path.read_bytes())
+
+
 def _read(path: Path, what: str) -> bytes:
     if not path.is_file():
         raise ConfigError(f"{path}: {what} not found; run from the project root")

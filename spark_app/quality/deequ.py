@@ -140,3 +140,24 @@ def _results(table: str, checks: List[CheckConfig], rows: List[Any], metrics) ->
         )
         results.append(result)
     return results
+
+
+def deequ_suggestions(spark: Any, df: Any) -> Any:
+    """Deequ's own ConstraintSuggestionRunner (its default rules) on `df`, as our `Suggestions`."""
+    os.environ.setdefault("SPARK_VERSION", spark.version)
+    from pydeequ.suggestions import DEFAULT, ConstraintSuggestionRunner
+
+    from spark_app.quality.suggest import Suggestion, Suggestions, check_from_code
+
+    try:
+        found = ConstraintSuggestionRunner(spark).onData(df).addConstraintRule(DEFAULT()).run()
+    finally:
+        spark.sparkContext._gateway.shutdown_callback_server()
+    out = Suggestions()
+    for s in found.get("constraint_suggestions", []):
+        code = str(s.get("code_for_constraint", ""))
+        rule = str(s.get("suggesting_rule", "")).split("(", 1)[0]
+        column = str(s.get("column_name", ""))
+        out.append(Suggestion(column, str(s.get("description", "")), code, rule, check_from_code(code)))
+    out.sort(key=lambda s: (s.column, s.rule))
+    return out

@@ -45,19 +45,24 @@ def deequ_available(spark: Any) -> bool:
 
 
 def choose_engine(spark: Any, engine: str = "auto") -> str:
+    """The engine that will run: `auto` is Deequ when its jar loads, else native.
+
+    A Deequ jar that is not the build pydeequ expects for this Spark, or `deequ` without a jar,
+    is a ConfigError naming the jar and the Spark version (checked before any data is read).
+    """
     if engine == "native":
         return "native"
     if engine not in ("auto", "deequ"):
         raise ConfigError(f"quality.engine: {engine!r} is not one of 'auto', 'deequ', 'native'")
-    if deequ_available(spark):
-        return "deequ"
-    if engine == "deequ":
-        raise ConfigError(
-            "quality.engine is 'deequ' but com.amazon.deequ.VerificationSuite is not on the driver "
-            "classpath: "
-            "ship the Deequ jar with --jars (emr.deequ_jar / quality.deequ_jar) or set quality.engine: native"
-        )
-    return "native"
+    from spark_app.quality.deequ_jar import check_build, loaded_build, missing_jar_message
+
+    build = loaded_build(spark)
+    if build is None:
+        if engine == "deequ":
+            raise ConfigError(missing_jar_message(spark))
+        return "native"
+    check_build(spark, build)
+    return "deequ"
 
 
 def verify(
@@ -115,6 +120,11 @@ class GateResult(Verdict):
     @property
     def results(self) -> List[ConstraintResult]:
         return [r for rep in self.reports.values() for r in rep.results] + list(self.anomalies)
+
+    @property
+    def engine(self) -> str:
+        """The engine(s) that verified the tables: "deequ", "native" (or both, comma-separated)."""
+        return ",".join(sorted({rep.engine for rep in self.reports.values()})) or "none"
 
     @property
     def metrics(self) -> List[Metric]:

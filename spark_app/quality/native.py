@@ -12,9 +12,10 @@ Distinctness) needs. Here everything is one query over one scan:
 
 With no grouping metric the inner query is skipped and one global aggregation remains.
 Definitions follow Deequ: Completeness = non-null values / rows; Compliance = rows where the
-predicate is true / rows; Uniqueness = values occurring exactly once / rows, and Distinctness =
-distinct values / rows, both over the rows where at least one of the columns is non-null
-(Deequ's FrequencyBasedAnalyzer filter); Minimum, Maximum, Sum and Mean over non-null values
+predicate is true / rows (no value when the predicate is NULL on every row, as Deequ);
+Uniqueness = values occurring exactly once / rows, and Distinctness = distinct values / rows,
+both over the rows where at least one of the columns is non-null (Deequ's FrequencyBasedAnalyzer
+filter); Minimum, Maximum, Sum and Mean over non-null values
 as doubles. A metric with no input (no rows, or all values null) is None: Deequ's empty state.
 """
 
@@ -129,7 +130,9 @@ def _row_aggregates(specs: List[MetricSpec], keys: Tuple[str, ...] = ()) -> List
         elif s.name == "Completeness":
             aggs.append((f"m{i}", f"COUNT({col})", "SUM"))
         elif s.name == "Compliance":
-            aggs.append((f"m{i}", f"SUM(CASE WHEN ({s.predicate}) THEN 1 ELSE 0 END)", "SUM"))
+            # NULL when the predicate is NULL on every row: Deequ's empty state, as its SUM(CAST(p AS INT))
+            case = f"CASE WHEN ({s.predicate}) THEN 1 WHEN NOT ({s.predicate}) THEN 0 END"
+            aggs.append((f"m{i}", f"SUM({case})", "SUM"))
         elif s.name == "Minimum":
             aggs.append((f"m{i}", f"MIN(CAST({col} AS DOUBLE))", "MIN"))
         elif s.name == "Maximum":
@@ -195,8 +198,10 @@ def _value(s: MetricSpec, row: Dict[str, Any], specs: List[MetricSpec], sets) ->
     n = row.get("n") or 0
     if s.name == "Size":
         return float(n)
-    if s.name in ("Completeness", "Compliance"):
+    if s.name == "Completeness":
         return _ratio(row[f"m{i}"], n)
+    if s.name == "Compliance":
+        return None if row[f"m{i}"] is None else _ratio(row[f"m{i}"], n)
     if s.name in ("Minimum", "Maximum", "Sum"):
         return None if row[f"m{i}"] is None else float(row[f"m{i}"])
     if s.name == "Mean":

@@ -17,7 +17,9 @@ Each suggestion carries Deequ's Scala code and, where this project has the check
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -52,6 +54,50 @@ class Suggestions(list):
             return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
 
         return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+    def as_config(self, table: str) -> str:
+        """The suggestions this project can check, as YAML to paste under `quality.checks`."""
+        lines = [f"{table}:"]
+        for s in self:
+            if s.check is not None:
+                lines.append(f"  - {config_line(s.check)}")
+        return "\n".join(lines) if len(lines) > 1 else f"{table}: []  # nothing this project can check"
+
+
+def config_line(c: CheckConfig) -> str:
+    """One check in the config's flow style: {check: isComplete, column: "id"}."""
+    parts = [f"check: {c.check}"]
+    if c.column:
+        parts.append(f"column: {json.dumps(c.column)}")
+    if c.values:
+        parts.append(f"values: [{', '.join(json.dumps(v) for v in c.values)}]")
+    if c.min is not None:
+        parts.append(f"min: {c.min:g}")
+    return "{" + ", ".join(parts) + "}"
+
+
+_CODE = re.compile(r'^\.(\w+)\("((?:[^"\\]|\\.)*)"(.*)$', re.S)
+_SIMPLE = ("isComplete", "isNonNegative", "isUnique")
+
+
+def check_from_code(code: str) -> Optional[CheckConfig]:
+    """The CheckConfig of a suggested constraint's code (Deequ's Scala, or pydeequ's translation of it).
+
+    None for constraints this project has no check for (hasDataType, ...).
+    """
+    match = _CODE.match(code.strip())
+    if not match:
+        return None
+    name, column, rest = match.groups()
+    if name in _SIMPLE:
+        return CheckConfig(name, column=column)
+    if name == "isContainedIn":
+        values = tuple(sorted(json.loads(f'"{v}"') for v in re.findall(r'"((?:[^"\\]|\\.)*)"', rest)))
+        return CheckConfig("isContainedIn", column=column, values=values) if values else None
+    bound = re.search(r">=\s*([0-9.eE+-]+)", rest)
+    if name == "hasCompleteness" and bound:
+        return CheckConfig("hasCompleteness", column=column, min=float(bound.group(1)))
+    return None
 
 
 def suggest_constraints(df: Any) -> Suggestions:

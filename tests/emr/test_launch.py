@@ -20,6 +20,7 @@ from spark_app.emr.launch import (
 )
 from spark_app.emr.sizing import load_instance_types
 from spark_app.errors import ConfigError
+from spark_app.jvm import deequ_jar_name
 
 VERSION = "0123456789ab"
 TABLE = load_instance_types()
@@ -141,6 +142,7 @@ def test_step_runs_process_data_in_cluster_mode_from_the_versions_artifacts():
             "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
             "--py-files", f"s3://art-bkt/cmr/{VERSION}/spark_app.zip",
             "--files", f"s3://art-bkt/cmr/{VERSION}/emr.yaml",
+            "--jars", f"s3://art-bkt/cmr/{VERSION}/{deequ_jar_name()}",  # uploaded beside the release
             f"s3://art-bkt/cmr/{VERSION}/process_data.py",
             "--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", "emr.yaml",
         ],

@@ -193,17 +193,50 @@ def test_two_predicates_under_one_name_are_refused(spark, df):
 # --------------------------------------------------------------------------- engines and gate
 
 
-def test_forcing_deequ_without_the_jar_says_how_to_fix_it(spark, df):
-    if deequ_available(spark):
-        pytest.skip("the Deequ jar is on the classpath here")
-    with pytest.raises(ConfigError, match="not on the driver classpath: ship the Deequ jar with --jars"):
-        verify(spark, df, "t", [CheckConfig("hasSize", min=1)], engine="deequ")
+WITHOUT_JAR = """
+import json
+from spark_app.config import CheckConfig
+from spark_app.errors import ConfigError
+from spark_app.quality.gate import deequ_available, verify
+
+df = spark.createDataFrame([(1, "a", 5)], "k int, s string, v int")
+auto = verify(spark, df, "t", [CheckConfig("hasSize", min=1)]).engine
+out = {"loads": deequ_available(spark), "auto": auto}
+try:
+    verify(spark, df, "t", [CheckConfig("hasSize", min=1)], engine="deequ")
+except ConfigError as exc:
+    out["deequ"] = str(exc)
+print(json.dumps(out))
+"""
 
 
-def test_auto_engine_falls_back_to_native_without_the_jar(spark, df):
-    if deequ_available(spark):
-        pytest.skip("the Deequ jar is on the classpath here")
-    assert verify(spark, df, "t", [CheckConfig("hasSize", min=1)]).engine == "native"
+@pytest.fixture(scope="module")
+def without_jar():
+    """The same calls in a session whose JVM has no Deequ jar (a child process: see tests.support.jarless)."""
+    import json
+
+    from tests.support.jarless import run_without_jars
+
+    done = run_without_jars(WITHOUT_JAR)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_forcing_deequ_without_the_jar_says_how_to_fix_it(without_jar):
+    assert without_jar["loads"] is False
+    message = without_jar["deequ"]
+    assert "quality.engine is 'deequ' but no Deequ jar is on the driver class path" in message
+    assert "expected deequ-2.0.7-spark-3.5.jar" in message and "Spark 3.5." in message
+    assert "`make jars`" in message and "--jars" in message
+
+
+def test_auto_engine_falls_back_to_native_without_the_jar(without_jar):
+    assert without_jar["auto"] == "native"
+
+
+def test_auto_engine_picks_deequ_when_the_jar_loads(spark, df):
+    assert deequ_available(spark)  # the tests' session has .jars/ (make jars) on its class path
+    assert verify(spark, df, "t", [CheckConfig("hasSize", min=1)]).engine == "deequ"
 
 
 def test_config_checks_replace_defaults_per_table_and_errors_raise(spark, df, clean):

@@ -88,22 +88,26 @@ def test_no_history_passes_with_a_note(store):
     assert (result.status, result.message) == (SUCCESS, "passed: no history in the previous 7 day(s)")
 
 
-def test_gate_checks_anomalies_then_records_the_days_metrics(spark, store):
-    seed(store, "gate", [10.0, 10.0, 10.0])
+@pytest.mark.parametrize("engine", ["native", "deequ"])
+def test_gate_checks_anomalies_then_records_the_days_metrics(spark, store, engine):
+    pipeline = f"gate-{engine}"
+    seed(store, pipeline, [10.0, 10.0, 10.0])
     views = spark.createDataFrame(
         [(1, "p1", 20), (1, "p2", 20)], "advertiser_id bigint, product_id string, view_count bigint"
     )
     cfg = QualityConfig(
-        engine="native",
+        engine=engine,
         checks={"product_views": [CheckConfig("isUnique", columns=("advertiser_id", "product_id"))]},
         anomalies=[VIEWS, AnomalyConfig(metric="Size", table="product_views", level="Error")],
     )
-    gate = run_gate(spark, {"product_views": views}, cfg, store=store, pipeline="gate", day=DAY, run_id="r1")
+    tables = {"product_views": views}
+    gate = run_gate(spark, tables, cfg, store=store, pipeline=pipeline, day=DAY, run_id="r1")
+    assert gate.engine == engine
     sum_result, size_result = gate.anomalies
     assert (sum_result.status, sum_result.value) == (FAILURE, 40.0)  # 300% above 10: a Warning
     assert size_result.message == "passed: no history in the previous 7 day(s)"
     assert gate.passed and [w.check for w in gate.warnings] == [sum_result.check]
-    assert sorted((m.name, m.value) for m in load_metrics(store, "gate", "product_views", DAY)) == [
+    assert sorted((m.name, m.value) for m in load_metrics(store, pipeline, "product_views", DAY)) == [
         ("Size", 2.0),
         ("Sum", 40.0),
         ("Uniqueness", 1.0),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spark_app.config import CheckConfig
-from spark_app.quality.suggest import suggest_constraints
+from spark_app.quality.suggest import Suggestion, Suggestions, suggest_constraints
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,35 @@ def test_format_prints_one_line_per_suggestion(suggestions):
     assert lines[0].split() == ["column", "constraint", "rule", "code"]
     assert len(lines) == 2 + len(suggestions)
     assert "'amount' has less than 21% missing values" in suggestions.format()
+
+
+def test_deequs_own_suggestion_runner_finds_ours_and_maps_to_config_checks(spark):
+    from spark_app.quality.deequ import deequ_suggestions
+
+    rows = [(i, "abc"[i % 3], None if i % 10 == 0 else i * 2, str(i % 5 + 1)) for i in range(1, 31)]
+    df = spark.createDataFrame(rows, "id bigint, country string, amount int, code string")
+    theirs = deequ_suggestions(spark, df)
+    ours = suggest_constraints(df)
+    checks = {s.check for s in theirs if s.check is not None}
+    assert {s.check for s in ours if s.check is not None} <= checks  # Deequ suggests at least ours
+    # ... and more: its NonNegative and CategoricalRange rules also take strings that hold numbers
+    assert checks - {s.check for s in ours} == {
+        CheckConfig("isNonNegative", column="code"),
+        CheckConfig("isContainedIn", column="code", values=("1", "2", "3", "4", "5")),
+    }
+    assert {s.rule for s in theirs} >= {"CompleteIfCompleteRule", "RetainTypeRule"}
+    assert '  - {check: isComplete, column: "id"}' in theirs.as_config("t").splitlines()
+    callback = spark.sparkContext._gateway.get_callback_server()
+    assert callback is None or callback.is_shutdown
+
+
+def test_as_config_prints_only_checks_this_project_has():
+    complete = CheckConfig("isComplete", column="a")
+    suggestions = Suggestions(
+        [
+            Suggestion("a", "'a' is not null", '.isComplete("a")', "CompleteIfCompleteRule", complete),
+            Suggestion("b", "'b' has type Integral", '.hasDataType("b", ...)', "RetainTypeRule", None),
+        ]
+    )
+    lines = suggestions.as_config("t")
+    assert lines == 't:\n  - {check: isComplete, column: "a"}'
