@@ -31,6 +31,7 @@ class Progress:
         self.label = label
         self.stages: List[StageRecord] = []
         self.counts: Dict[str, int] = {}
+        self.notes: Dict[str, Any] = {}  # JSON-able facts of the run kept in its stats (quality warnings)
         self._started = time.perf_counter()
 
     @contextlib.contextmanager
@@ -66,6 +67,7 @@ class Progress:
             },
             "counts": dict(self.counts),
             "total_seconds": round(self.total_seconds, 3),
+            **self.notes,
         }
 
     def format_summary(self) -> str:

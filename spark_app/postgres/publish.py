@@ -33,6 +33,7 @@ from spark_app.postgres.checks import check_frame, primary_key, spark_cause, tab
 from spark_app.postgres.connect import ConnectionSpec, check_identifier, error_text, qualified, quote_ident
 from spark_app.postgres.load import RESULT_SCHEMA, partition_loader
 from spark_app.postgres.partitions import is_day_partitioned, prepare_partition, swap_partition
+from spark_app.postgres.retention import prune_partitions
 from spark_app.postgres.runs import RunLog
 from spark_app.postgres.staging import Staging, orphan_staging_tables
 
@@ -55,12 +56,14 @@ class DayRun:
         day: date,
         schema: str = "public",
         copy_batch_rows: int = 10000,
+        retention_days: Optional[int] = None,
     ) -> None:
         self.spec = spec
         self.pipeline = pipeline
         self.day = day
         self.schema = check_identifier(schema, "schema")
         self.copy_batch_rows = copy_batch_rows
+        self.retention_days = retention_days  # None: keep every day partition
         self.run_id = uuid.uuid4().hex
         self.state = "new"  # new -> running -> succeeded | failed
         self._engine: Any = None
@@ -189,6 +192,7 @@ class DayRun:
             raise SinkError(f"publishing {where} failed: {cause}") from None
         self.state = "succeeded"
         log.info("published %s (run %s)", self._what(), self.run_id)
+        self._prune()
 
     def record_stats(self, stats: Dict[str, Any]) -> None:
         """Replace the run's stats after publish (the publish stage's own time is known only then)."""
@@ -197,6 +201,16 @@ class DayRun:
         self._log.replace_stats(self._payload(stats))
 
     # ------------------------------------------------------------------ internals
+
+    def _prune(self) -> None:
+        """After the commit: old day partitions go (retention.py); the day is published either way."""
+        if self.retention_days is None or not any(self._partitioned.values()):
+            return
+        try:
+            prune_partitions(self._conn, self.schema, self.retention_days)
+        except Exception as exc:
+            self._rollback()
+            log.warning("published, but pruning old partitions failed: %s", error_text(exc, self.spec))
 
     def _what(self) -> str:
         where = f"{self.schema} on {self.spec.describe()}"

@@ -1,0 +1,16 @@
+"""The catalog health report: which catalogs are in trouble, since when, and which products to add.
+
+Runs on the driver machine (or any machine that reaches PostgreSQL), never on executors, and
+imports no Spark: `process_data.py report` starts in about a second. It reads PostgreSQL only
+(`advertiser_match_rates`, `product_views`, `pipeline_runs`, `quality_metrics`) over a window of
+days ending on the report's day and writes one self-contained HTML page (inline CSS and SVG, no
+script, nothing fetched), a short terminal summary, and optionally one CSV of products to add
+per advertiser in trouble.
+
+- `queries`: the SQL, each query bounded by the window's days and the top-N of the config;
+- `model`: the report's values and who counts as in trouble (threshold, drop below own median);
+- `charts`: inline SVG line charts, with days that have no successful run drawn as gaps;
+- `page`: the HTML page; `build`: reading, writing the page and the CSV files, the summary.
+"""
+
+from __future__ import annotations
