@@ -14,7 +14,7 @@ DATE ?= 2026-11-19
 SIZE ?= default
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup jars run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars chromium run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -44,10 +44,17 @@ $(JARS_STAMP): requirements/pom.xml
 		dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)"
 	@touch $@
 
+# The report's tests open its page in a real headless browser: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "No chromium on PATH: installing Debian's chromium"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

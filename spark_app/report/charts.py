@@ -18,7 +18,7 @@ class Frame:
     width: int
     height: int
     left: int = 40
-    right: int = 8
+    right: int = 20
     top: int = 8
     bottom: int = 20
 

@@ -102,7 +102,7 @@ def _glance(r: Report) -> str:
     )
     if r.gaps:
         html.append(
-            f'<p class="note">Hatched days had no successful run (gaps, not zero): '
+            f'<p class="note">Shaded days had no successful run (gaps, not zero): '
             f"{', '.join(str(d) for d in r.gaps)}.</p>"
         )
     html.append("</section>")
