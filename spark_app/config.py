@@ -165,6 +165,9 @@ class SampleConfig:
     products_per_advertiser: int = 1000
     catalog_share: float = 0.8
     seed: int = 7
+    days: int = 4  # `make run` generates and runs this many days ending on its day (for the report)
+    drop_advertisers: int = 2  # advertisers whose match rate drops over the last days (see SampleSpec)
+    drop_share: float = 0.4
 
 
 @dataclass(frozen=True)
