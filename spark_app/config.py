@@ -35,6 +35,7 @@ class EventsConfig:
     path: str  # root holding dt=YYYY-MM-DD/ folders: a local path or s3://bucket/prefix
     format: Literal["json", "parquet"] = "json"
     quarantine_path: Optional[str] = None  # default: <path>/_quarantine
+    quarantine_expire_days: int = 30  # the S3 lifecycle rule `deploy.py quarantine-expiry` sets
     min_files: int = 1  # a day folder with fewer data files is incomplete
     require_success_marker: bool = False  # a day folder must hold _SUCCESS
     max_bad_share: float = 0.05  # share of bad input (lines or bytes) that fails the day
