@@ -86,3 +86,21 @@ def test_an_unreachable_database_exits_5_without_the_password(tmp_path):
     assert done.returncode == 5
     assert "reading the report of catalog_match_rate for 2026-03-07 from 127.0.0.1" in done.stderr
     assert secret not in done.stderr + done.stdout
+
+
+def test_the_report_starts_no_spark(conf, tmp_path):
+    code = (
+        "import sys, process_data\n"
+        f"rc = process_data.main(['report', '--pipeline', 'catalog_match_rate', '--date', '{data.DAY}', "
+        f"'--conf', {str(conf)!r}, '--out', {str(tmp_path / 'r.html')!r}])\n"
+        "print(rc, 'pyspark' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stderr
+
+
+def test_report_settings_are_checked_naming_file_and_key(tmp_path):
+    conf = data.write_conf(tmp_path, "postgresql://etl@127.0.0.1:5432/db")
+    conf.write_text(conf.read_text() + "report:\n  top_advertisers: 0\n")
+    done = report(conf, data.DAY)
+    assert done.returncode == 2 and f"{conf}: report.top_advertisers: must be at least 1" in done.stderr
