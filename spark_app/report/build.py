@@ -12,7 +12,7 @@ from spark_app.config import MAX_REPORT_DAYS, ReportConfig
 from spark_app.errors import ConfigError, NoPublishedRun, PipelineError, SinkError
 from spark_app.postgres.connect import ConnectionSpec, error_text
 from spark_app.report import queries
-from spark_app.report.model import Report, window_days
+from spark_app.report.model import Report, date_ranges, window_days
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def summary(report: Report, out: Optional[Path] = None, csvs: Optional[List[Path
         f"rejected {run.rows_rejected or 0:,}; quality warnings {len(run.quality_warnings)}"
     )
     if report.gaps:
-        lines.append(f"  days with no successful run: {', '.join(str(d) for d in report.gaps)}")
+        lines.append(f"  days with no successful run: {date_ranges(report.gaps)}")
     if out is not None:
         lines.append(f"  report: {out}")
     if csvs:

@@ -20,6 +20,17 @@ def rate(matched: Optional[int], total: Optional[int]) -> Optional[float]:
     return (matched or 0) / total
 
 
+def date_ranges(days: List[date]) -> str:
+    """Sorted days as runs of consecutive days: 2026-03-04..2026-03-05, 2026-03-09."""
+    runs: List[List[date]] = []
+    for d in days:
+        if runs and d - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(d)
+        else:
+            runs.append([d])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}..{r[-1]}" for r in runs)
+
+
 def median_or_none(values: List[Optional[float]]) -> Optional[float]:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None

@@ -10,7 +10,7 @@ from html import escape
 from typing import List, Optional
 
 from spark_app.report.charts import rate_chart
-from spark_app.report.model import Advertiser, Report, RunInfo
+from spark_app.report.model import Advertiser, Report, RunInfo, date_ranges
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;
@@ -103,7 +103,7 @@ def _glance(r: Report) -> str:
     if r.gaps:
         html.append(
             f'<p class="note">Shaded days had no successful run (gaps, not zero): '
-            f"{', '.join(str(d) for d in r.gaps)}.</p>"
+            f"{date_ranges(r.gaps)}.</p>"
         )
     html.append("</section>")
     return "".join(html)
@@ -131,7 +131,7 @@ def _troubled(r: Report) -> str:
             gaps,
             f"advertiser {a.advertiser_id} match rate",
             width=220,
-            height=44,
+            height=56,
             reference=a.median,
             css_class="spark",
             axes=False,

@@ -36,7 +36,7 @@ def test_the_report_writes_the_page_and_prints_a_summary(conf, tmp_path):
     assert done.returncode == 0, done.stderr
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert "in trouble: 3 advertiser(s) losing 120 views" in done.stdout
-    assert "days with no successful run: 2026-03-04, 2026-03-05" in done.stdout
+    assert "days with no successful run: 2026-03-04..2026-03-05" in done.stdout
     assert f"report: {out}" in done.stdout
 
 
