@@ -210,8 +210,11 @@ def _report(args: argparse.Namespace, cfg: Config) -> int:
     check_window(days)
     report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,
                          cfg.report)
-    out = write_html(report, Path(args.out) if args.out else default_out(args.pipeline, args.date))
-    csvs = write_csvs(report, Path(args.csv_dir)) if args.csv_dir else None
+    try:
+        out = write_html(report, Path(args.out) if args.out else default_out(args.pipeline, args.date))
+        csvs = write_csvs(report, Path(args.csv_dir)) if args.csv_dir else None
+    except OSError as exc:
+        raise PipelineError(f"cannot write the report: {exc}") from None
     print(summary(report, out.resolve(), csvs))
     return 0
 

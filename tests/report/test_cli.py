@@ -104,3 +104,9 @@ def test_report_settings_are_checked_naming_file_and_key(tmp_path):
     conf.write_text(conf.read_text() + "report:\n  top_advertisers: 0\n")
     done = report(conf, data.DAY)
     assert done.returncode == 2 and f"{conf}: report.top_advertisers: must be at least 1" in done.stderr
+
+
+def test_an_unwritable_output_is_a_clear_error(conf, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    done = report(conf, data.DAY, "--out", tmp_path / "taken" / "r.html")
+    assert done.returncode == 1 and "cannot write the report" in done.stderr
