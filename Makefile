@@ -24,7 +24,7 @@ TRINO_VERSION ?= 476
 TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
 TRINO_STAMP := $(TRINO_HOME)/.installed
 
-.PHONY: setup jars trino run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars trino chromium run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -51,10 +51,17 @@ $(JARS_STAMP): requirements/pom.xml
 		dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)"
 	@touch $@
 
+# The report's tests open its page in a real headless browser: Debian's chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "No chromium on PATH: installing Debian's chromium"; \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP) $(TRINO_STAMP)
+test: $(STAMP) $(TRINO_STAMP) chromium
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 

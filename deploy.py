@@ -9,6 +9,7 @@
     deploy.py logs --conf conf/emr.yaml [--cluster-id j-XXX --step-id s-XXX]
     deploy.py sizing --instance-type r5.12xlarge --nodes 19
     deploy.py schedule --conf conf/emr.yaml
+    deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
 
 Every command takes --dry-run: print, as JSON, the exact requests it would send, send nothing.
 Exit codes: 0 done, 1 failed (the step, or AWS refused: the probable cause is printed),
@@ -39,7 +40,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cmds = {name: sub.add_parser(name) for name in
-            ("package", "upload", "launch", "submit", "status", "logs", "sizing", "schedule")}
+            ("package", "upload", "launch", "submit", "status", "logs", "sizing", "schedule",
+             "quarantine-expiry")}
     for p in cmds.values():
         p.add_argument("--conf", default="conf/emr.yaml", help="job config with an emr: section")
         p.add_argument("--dry-run", action="store_true", help="print the requests as JSON, send nothing")
@@ -60,6 +62,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         cmds[name].add_argument("--step-id", help="default: the last launch's step")
     cmds["sizing"].add_argument("--instance-type", help="default: emr.core.instance_type")
     cmds["sizing"].add_argument("--nodes", type=int, help="core nodes (default: emr.core.count)")
+    cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
     return parser.parse_args(list(argv))
 
 
@@ -258,8 +261,27 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
+    import boto3
+
+    from spark_app.emr import lifecycle
+
+    cfg = _config(args)
+    bucket, prefix = lifecycle.quarantine_location(cfg)
+    emr = emr_api.emr_section(cfg)
+    days = args.days if args.days is not None else cfg.events.quarantine_expire_days  # type: ignore[union-attr]
+    rule = lifecycle.expiry_rule(prefix, days)
+    if args.dry_run:
+        _dump({"bucket": bucket, "rule": rule})
+        return 0
+    s3 = boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)
+    _dump({"bucket": bucket, "rules": lifecycle.set_quarantine_expiry(s3, bucket, rule)})
+    return 0
+
+
 COMMANDS = {"package": cmd_package, "upload": cmd_upload, "launch": cmd_launch, "submit": cmd_submit,
-            "status": cmd_status, "logs": cmd_logs, "sizing": cmd_sizing, "schedule": cmd_schedule}
+            "status": cmd_status, "logs": cmd_logs, "sizing": cmd_sizing, "schedule": cmd_schedule,
+            "quarantine-expiry": cmd_quarantine_expiry}
 
 
 def explain_aws_error(exc: Exception) -> str:

@@ -4,9 +4,13 @@
     process_data.py --pipeline catalog_match_rate --from 2026-11-01 --to 2026-11-07 --conf ...
     process_data.py quality --pipeline catalog_match_rate --date 2026-11-19 --conf ...
     process_data.py suggest --pipeline catalog_match_rate --date 2026-11-19 --conf ...
+    process_data.py report --pipeline catalog_match_rate --date 2026-11-19 --conf ... [--days 28]
+                           [--out FILE] [--csv DIR]
+    process_data.py prune --conf ... [--dry-run]
     process_data.py db-upgrade --conf ...
 
-Arguments and configuration are checked before Spark starts. Exit codes: 0 success,
+Arguments and configuration are checked before Spark starts; `report`, `prune` and `db-upgrade`
+read or change PostgreSQL only and start no Spark. Exit codes: 0 success,
 1 failure, 2 bad arguments or configuration, 3 input not ready (retry later), 4 data-quality
 gate failed, 5 PostgreSQL, 6 DynamoDB, 7 source.
 """
@@ -23,7 +27,7 @@ from typing import List, Optional, Sequence
 from spark_app.config import Config, load_config
 from spark_app.errors import ConfigError, PipelineError, from_executor_failure
 
-COMMANDS = ("run", "quality", "suggest", "db-upgrade")
+COMMANDS = ("run", "quality", "suggest", "report", "prune", "db-upgrade")
 MAX_BACKFILL_DAYS = 366
 
 log = logging.getLogger("process_data")
@@ -50,6 +54,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
             p.add_argument("--allow-shrink", action="store_true",
                            help="publish a day far smaller than its history or the published day "
                                 "(the shrink guard becomes a warning; the summary says so)")
+    p = sub.add_parser("report", help="write the catalog health report of a day (HTML; PostgreSQL only)")
+    p.add_argument("--pipeline", required=True)
+    p.add_argument("--conf", required=True, help="YAML config file")
+    p.add_argument("--date", type=_parse_date, required=True, help="the report's day, YYYY-MM-DD")
+    p.add_argument("--days", type=int, help="days in the window, ending on --date (default: report.days)")
+    p.add_argument("--out", help="the HTML file (default: <pipeline>-report-<date>.html)")
+    p.add_argument("--csv", dest="csv_dir",
+                   help="folder for one CSV of products to add per advertiser in trouble")
+    p = sub.add_parser("prune", help="drop product_views partitions older than postgres.retention_days")
+    p.add_argument("--conf", required=True)
+    p.add_argument("--dry-run", action="store_true", help="list what would be dropped, drop nothing")
     p = sub.add_parser("db-upgrade", help="apply the PostgreSQL schema migrations")
     p.add_argument("--conf", required=True)
     return parser.parse_args(argv)
@@ -90,6 +105,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = apply_overrides(load_config(args.conf), args)
         if args.command == "db-upgrade":
             return _db_upgrade(cfg)
+        if args.command == "report":
+            return _report(args, cfg)
+        if args.command == "prune":
+            return _prune(args, cfg)
         pipeline = _load_pipeline(args.pipeline)
         days = days_to_run(args)
     except PipelineError as exc:
@@ -215,6 +234,38 @@ def _db_upgrade(cfg: Config) -> int:
 
     upgrade_schema(connection_spec(cfg.postgres), cfg.postgres.schema)
     log.info("schema is up to date")
+    return 0
+
+
+def _report(args: argparse.Namespace, cfg: Config) -> int:
+    from pathlib import Path
+
+    from pipelines import PIPELINES
+    from spark_app.postgres.connect import connection_spec
+    from spark_app.report.build import check_window, default_out, read_report, summary, write_csvs, write_html
+
+    if args.pipeline not in PIPELINES:
+        raise ConfigError(f"--pipeline: unknown pipeline {args.pipeline!r} (known: {', '.join(PIPELINES)})")
+    days = cfg.report.days if args.days is None else args.days
+    check_window(days)
+    report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,
+                         cfg.report)
+    try:
+        out = write_html(report, Path(args.out) if args.out else default_out(args.pipeline, args.date))
+        csvs = write_csvs(report, Path(args.csv_dir)) if args.csv_dir else None
+    except OSError as exc:
+        raise PipelineError(f"cannot write the report: {exc}") from None
+    print(summary(report, out.resolve(), csvs))
+    return 0
+
+
+def _prune(args: argparse.Namespace, cfg: Config) -> int:
+    from spark_app.postgres.connect import connection_spec
+    from spark_app.postgres.retention import prune
+
+    pg = cfg.postgres
+    result = prune(connection_spec(pg), pg.schema, pg.retention_days, args.dry_run)
+    print(result.format())
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench.common import SIZES, BenchContext, BenchRow, format_table
 
-STAGES = ("enrich", "load", "extract", "presto", "quality", "deequ", "end_to_end")
+STAGES = ("enrich", "load", "extract", "presto", "quality", "deequ", "end_to_end", "report")
 TIMEOUTS = {"end_to_end": 1200.0}  # three whole jobs; the other modules get DEFAULT_TIMEOUT
 DEFAULT_TIMEOUT = 480.0
 ROOT = Path(__file__).resolve().parent.parent

@@ -85,6 +85,7 @@ class Extracted:
     views: DataFrame  # advertiser_id, product_id, view_count (> 0)
     cached: DataFrame  # what the extract persisted; released once the enriched rows are cached
     counts: Dict[str, int] = field(default_factory=dict)
+    quarantine_path: Optional[str] = None  # where the day's rejected lines went (when there were any)
 
 
 def extract(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
@@ -111,7 +112,8 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     counts = _event_counts(day_events.counts, totals)
     counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
-    return Extracted(views, per_key, counts)
+    quarantine = day_events.quarantine_path if counts.get("rejected") else None
+    return Extracted(views, per_key, counts, quarantine)
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
@@ -170,6 +172,8 @@ def compute_tables(
     with progress.stage("extract") as st:
         extracted = extract(spark, cfg, day, run_id)
         progress.add_counts(extracted.counts)
+        if extracted.quarantine_path:
+            progress.facts["quarantine_path"] = extracted.quarantine_path
         st.rows = extracted.counts.get("viewed_products")
 
     with progress.stage("enrich") as st:
@@ -201,7 +205,8 @@ def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict
 
     pg = cfg.postgres
     day_run = DayRun(
-        spec, NAME, day, schema=pg.schema, copy_batch_rows=pg.copy_batch_rows, locks=lock_policy(cfg)
+        spec, NAME, day, schema=pg.schema, copy_batch_rows=pg.copy_batch_rows, locks=lock_policy(cfg),
+        retention_days=pg.retention_days,
     )
     tables: Dict[str, DataFrame] = {}
     try:
@@ -231,6 +236,7 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
         st.detail["engine"] = gate.engine
         st.detail["warnings"] = len(gate.warnings)
+        progress.facts["quality_warnings"] = [f"{w.table}: {w.check}: {w.message}" for w in gate.warnings]
         st.detail["errors"] = len(gate.errors)
         note_overrides(gate, progress)
         if gate.errors:

@@ -36,6 +36,7 @@ class EventsConfig:
     path: str  # root holding dt=YYYY-MM-DD/ folders: a local path or s3://bucket/prefix
     format: Literal["json", "parquet"] = "json"
     quarantine_path: Optional[str] = None  # default: <path>/_quarantine
+    quarantine_expire_days: int = 30  # the S3 lifecycle rule `deploy.py quarantine-expiry` sets
     min_files: int = 1  # a day folder with fewer data files is incomplete
     require_success_marker: bool = False  # a day folder must hold _SUCCESS
     max_bad_share: float = 0.05  # share of bad input (lines or bytes) that fails the day
@@ -116,6 +117,23 @@ class PostgresConfig:
     publish_attempts: int = 5  # publish attempts when a lock is not granted in time
     publish_backoff_seconds: float = 1.0  # pause after the first such attempt, doubling after each
     client_check_seconds: int = 5  # server checks a session's client is alive (0: off, servers < 14)
+    # product_views partitions of days older than this (counted back from the newest stored day)
+    # are dropped after each publish and by `process_data.py prune`; at least MAX_REPORT_DAYS
+    retention_days: int = 400
+
+
+MAX_REPORT_DAYS = 366  # the longest window a report reads; retention keeps at least this much
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The catalog health report (`process_data.py report`): who is in trouble, how much to show."""
+
+    days: int = 28  # default window, ending on the report's day
+    min_match_rate: float = 0.6  # below this on the day: in trouble
+    max_drop_points: float = 10.0  # this many points below the advertiser's trailing median: in trouble
+    top_advertisers: int = 20  # advertisers in trouble shown (and written by --csv)
+    top_products: int = 20  # products to add shown per advertiser
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,9 @@ class SampleConfig:
     products_per_advertiser: int = 1000
     catalog_share: float = 0.8
     seed: int = 7
+    days: int = 4  # `make run` generates and runs this many days ending on its day (for the report)
+    drop_advertisers: int = 2  # advertisers whose match rate drops over the last days (see SampleSpec)
+    drop_share: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -242,6 +263,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     local_services: Optional[LocalServicesConfig] = None
     emr: Optional[EmrConfig] = None
+    report: ReportConfig = field(default_factory=ReportConfig)
     source_file: str = field(default="<memory>", compare=False)
 
 
@@ -307,9 +329,28 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: quality.shrink.history_days and min_history: must be at least 1")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
+    _check_report(cfg, source)
     from spark_app.quality.checks import validate_checks
 
     validate_checks(cfg.quality, source)
+
+
+def _check_report(cfg: Config, source: str) -> None:
+    r = cfg.report
+    if cfg.postgres.retention_days < MAX_REPORT_DAYS:
+        raise ConfigError(
+            f"{source}: postgres.retention_days: must be at least {MAX_REPORT_DAYS} "
+            "(the longest report window)"
+        )
+    if not 1 <= r.days <= MAX_REPORT_DAYS:
+        raise ConfigError(f"{source}: report.days: must be within [1, {MAX_REPORT_DAYS}]")
+    if not 0.0 <= r.min_match_rate <= 1.0:
+        raise ConfigError(f"{source}: report.min_match_rate: must be within [0, 1]")
+    if r.max_drop_points < 0:
+        raise ConfigError(f"{source}: report.max_drop_points: must not be negative")
+    for key in ("top_advertisers", "top_products"):
+        if getattr(r, key) < 1:
+            raise ConfigError(f"{source}: report.{key}: must be at least 1")
 
 
 def _url_has_password(url: str) -> bool:

@@ -25,6 +25,10 @@ class DataNotReady(PipelineError):
     exit_code = 3
 
 
+class NoPublishedRun(DataNotReady):
+    """A report was asked for a day with no successful run of the pipeline (nothing to show yet)."""
+
+
 class QualityGateFailed(PipelineError):
     """An Error-level data-quality constraint failed; nothing was published."""
 

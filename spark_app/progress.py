@@ -32,6 +32,7 @@ class Progress:
         self.stages: List[StageRecord] = []
         self.counts: Dict[str, int] = {}
         self.notes: List[str] = []  # what an operator must not miss (e.g. a guard overridden)
+        self.facts: Dict[str, Any] = {}  # JSON-able facts kept in the run's stats (quarantine path, warnings)
         self._started = time.perf_counter()
 
     @contextlib.contextmanager
@@ -72,6 +73,7 @@ class Progress:
             "counts": dict(self.counts),
             "notes": list(self.notes),
             "total_seconds": round(self.total_seconds, 3),
+            **self.facts,
         }
 
     def format_summary(self) -> str:

@@ -215,3 +215,31 @@ def test_a_configured_deequ_jar_is_shipped_instead_and_nothing_is_uploaded_for_i
     code, out, _ = _run(capsys, "launch", "--conf", env["conf"], "--date", "2026-11-19", "--dry-run")
     args = json.loads(out)["Steps"][0]["HadoopJarStep"]["Args"]
     assert args[args.index("--jars") + 1] == "s3://shared-jars/deequ-2.0.7-spark-3.5.jar"
+
+
+def test_quarantine_expiry_sets_a_lifecycle_rule_on_the_prefix_and_keeps_other_rules(env, capsys, tmp_path):
+    conf = yaml.safe_load(Path(env["conf"]).read_text())
+    conf["events"]["quarantine_path"] = f"s3://{env['bucket']}/quarantine/catalog-match-rate"
+    path = tmp_path / "q.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    other = {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 90}}
+    env["s3"].put_bucket_lifecycle_configuration(
+        Bucket=env["bucket"], LifecycleConfiguration={"Rules": [other]}
+    )
+    code, out, _ = _run(capsys, "quarantine-expiry", "--conf", str(path), "--days", "14", "--dry-run")
+    planned = json.loads(out)["rule"]
+    assert code == 0 and planned["Filter"] == {"Prefix": "quarantine/catalog-match-rate/"}
+    assert planned["Expiration"] == {"Days": 14}
+    code, _, _ = _run(capsys, "quarantine-expiry", "--conf", str(path), "--days", "14")
+    rules = {r["ID"]: r for r in env["s3"].get_bucket_lifecycle_configuration(Bucket=env["bucket"])["Rules"]}
+    assert code == 0 and set(rules) == {"logs", planned["ID"]}
+    assert rules[planned["ID"]]["Filter"] == planned["Filter"]
+    assert rules[planned["ID"]]["Expiration"] == {"Days": 14}
+    code, _, _ = _run(capsys, "quarantine-expiry", "--conf", str(path))  # again: replaced, the default days
+    rules = {r["ID"]: r for r in env["s3"].get_bucket_lifecycle_configuration(Bucket=env["bucket"])["Rules"]}
+    assert code == 0 and len(rules) == 2 and rules[planned["ID"]]["Expiration"] == {"Days": 30}
+
+
+def test_quarantine_expiry_of_a_local_quarantine_is_refused(capsys):
+    code, _, err = _run(capsys, "quarantine-expiry", "--conf", str(ROOT / "conf" / "local.yaml"))
+    assert code == 2 and "is not on S3" in err

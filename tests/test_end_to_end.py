@@ -209,6 +209,8 @@ def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_u
         "publish",
     }
     assert "lines_read" in first.stdout and "slowest" in first.stdout
+    assert runs[0][4]["quarantine_path"].startswith(str(tmp_path / "quarantine"))  # read by the report
+    assert isinstance(runs[0][4]["quality_warnings"], list)
 
     quarantined = [
         json.loads(line)
@@ -224,6 +226,14 @@ def test_the_day_lands_as_computed_by_hand_and_a_rerun_changes_nothing(job, pg_u
     assert tables(pg_url) == (detail, rates)
     statuses = fetch(pg_url, "SELECT status FROM pipeline_runs ORDER BY started_at")
     assert statuses == [("succeeded",), ("succeeded",)]
+
+    page = tmp_path / "report.html"
+    args = ["report", "--pipeline", "catalog_match_rate", "--date", DAY, "--days", "1"]
+    args += ["--conf", str(conf_path)]
+    report = subprocess.run([sys.executable, str(ROOT / "process_data.py"), *args, "--out", str(page)],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "rejected 4" in report.stdout and str(tmp_path / "quarantine") in page.read_text()
 
 
 def test_an_error_level_check_that_fails_publishes_nothing(job, pg_url):

@@ -6,12 +6,15 @@
 
 `up` starts the embedded PostgreSQL (a daemon that outlives this process) and moto's server
 for DynamoDB and S3 (started detached, its pid in `<state dir>/moto.pid`; the state dir is the
-parent of the PostgreSQL data dir, `.local` by default), writes the sample day if it is
-missing (once, under `local_services.sample_dir` when `events.path` is `s3://`, else under
-`events.path`), uploads it to the bucket of `events.path` when that is `s3://`, and loads the
-catalog into DynamoDB (moto keeps both in memory only, so every fresh `up` loads them). `run` does
-`up`, runs `process_data.py` as a child process, prints the day's `advertiser_match_rates`
-next to what the sample data says they must be, then stops what it started. Services that
+parent of the PostgreSQL data dir, `.local` by default), writes the sample days if they are
+missing (`local_services.sample.days` days ending on the day, two advertisers' match rates
+dropping over the last of them; once, under `local_services.sample_dir` when `events.path` is
+`s3://`, else under `events.path`), uploads them to the bucket of `events.path` when that is
+`s3://`, and loads the catalog into DynamoDB (moto keeps both in memory only, so every fresh
+`up` loads them). `run` does `up`, runs `process_data.py` over those days as a child process,
+prints the day's `advertiser_match_rates` next to what the sample data says they must be, writes
+the day's catalog health report under the state dir and prints its path, then stops what it
+started. Services that
 were already up before `run` (`make services`) are left running.
 """
 
@@ -37,7 +40,7 @@ from spark_app.errors import ConfigError, PipelineError
 from spark_app.local.catalog import load_catalog
 from spark_app.local.results import PIPELINE, print_report
 from spark_app.local.s3_upload import ensure_bucket, key_exists, upload_tree
-from spark_app.local.sample_data import SampleSpec, catalog_keys, write_day
+from spark_app.local.sample_data import SampleSpec, catalog_keys, read_spec, write_day
 from spark_app.local.servers import LocalPostgres, port_open
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 from spark_app.session import fake_aws_credentials
@@ -91,15 +94,23 @@ class Stack:
         return Path(resolve_path(self.cfg.events.path))
 
 
-def sample_spec(sample: SampleConfig) -> SampleSpec:
-    return SampleSpec(**dataclasses.asdict(sample))  # the same names; the rest keeps its defaults
+def sample_spec(sample: SampleConfig, day: Optional[date] = None) -> SampleSpec:
+    """The generator's spec: the config's names; the drop starts the day before `day`."""
+    fields = {k: v for k, v in dataclasses.asdict(sample).items() if k != "days"}
+    if day is not None and sample.drop_advertisers:
+        fields["drop_from"] = (day - timedelta(days=1)).isoformat()
+    return SampleSpec(**fields)  # the rest keeps its defaults
+
+
+def window(day: date, days: int) -> List[date]:
+    return [day - timedelta(days=days - 1 - i) for i in range(max(days, 1))]
 
 
 # --------------------------------------------------------------------------- up / down
 
 
-def up(stack: Stack, day: Optional[date], say=print) -> Dict[str, bool]:
-    """Start what is not running, write the sample day if missing, load the catalog.
+def up(stack: Stack, day: Optional[date], say=print, days: int = 1) -> Dict[str, bool]:
+    """Start what is not running, write the sample days ending on `day` if missing, load the catalog.
 
     Returns which services this call started (False: it was already running).
     """
@@ -114,11 +125,11 @@ def up(stack: Stack, day: Optional[date], say=print) -> Dict[str, bool]:
         f"at http://127.0.0.1:{stack.moto_port}"
     )
     _warn_on_mismatched_endpoints(stack, say)
-    spec = sample_spec(stack.services.sample)
-    if day is not None:
-        ensure_sample_day(stack, day, spec, say)
+    spec = sample_spec(stack.services.sample, day)
+    for d in window(day, days) if day is not None else []:
+        ensure_sample_day(stack, d, spec, say)
         if stack.events_in_s3:
-            upload_sample_day(stack, day, say)
+            upload_sample_day(stack, d, say)
     loaded, seconds = _load_catalog(stack, spec)
     say(f"catalog      {loaded:,} keys put into DynamoDB table {stack.cfg.dynamodb.table} ({seconds:.1f} s)")
     return started
@@ -126,7 +137,7 @@ def up(stack: Stack, day: Optional[date], say=print) -> Dict[str, bool]:
 
 def ensure_sample_day(stack: Stack, day: date, spec: SampleSpec, say=print) -> None:
     root = stack.events_root
-    if (root / f"dt={day}" / "_SUCCESS").exists():
+    if (root / f"dt={day}" / "_SUCCESS").exists() and read_spec(root, day) == spec:
         say(f"events       dt={day} already present under {root}")
         return
     fmt = stack.cfg.events.format if stack.cfg.events else "json"
@@ -280,15 +291,18 @@ def _alive(pid: int) -> bool:
 def run(stack: Stack, day: date, say=print) -> int:
     """up, the job as a child process, the day's result next to the truth, then down."""
     say(f"== local stack ({stack.conf_path})")
-    started = up(stack, day, say)
+    days = window(day, stack.services.sample.days)
+    started = up(stack, day, say, len(days))
     try:
-        cmd = [sys.executable, "process_data.py", "--pipeline", PIPELINE, "--date", str(day), "--conf"]
-        cmd.append(str(stack.conf_path))
+        when = ["--date", str(day)] if len(days) == 1 else ["--from", str(days[0]), "--to", str(day)]
+        cmd = [sys.executable, "process_data.py", "--pipeline", PIPELINE, *when]
+        cmd += ["--conf", str(stack.conf_path)]
         say(f"\n== running: {' '.join(cmd[1:])}\n")
         sys.stdout.flush()
         code = subprocess.call(cmd)
         say(f"\n== job exit code {code}{'' if code == 0 else ' (FAILED: see the messages above)'}")
         print_report(stack, day, say)
+        write_health_report(stack, day, len(days), say)
     finally:
         say("")
         if any(started.values()):
@@ -296,6 +310,20 @@ def run(stack: Stack, day: date, say=print) -> int:
         if not all(started.values()):
             say("services that were already running are left running (make stop stops them)")
     return code
+
+
+def write_health_report(stack: Stack, day: date, days: int, say=print) -> Optional[Path]:
+    """`process_data.py report` of the day over the generated days, under the state dir."""
+    out = stack.state_dir / f"report-{day}.html"
+    cmd = [sys.executable, "process_data.py", "report", "--pipeline", PIPELINE, "--date", str(day),
+           "--days", str(days), "--conf", str(stack.conf_path), "--out", str(out)]
+    say(f"\n== catalog health report: {' '.join(cmd[1:])}")
+    sys.stdout.flush()
+    if subprocess.call(cmd) != 0:
+        say("(the report could not be written: see the message above)")
+        return None
+    say(f"\nreport of {day}: {out.resolve()}   (open it in a browser)")
+    return out
 
 
 # --------------------------------------------------------------------------- command line

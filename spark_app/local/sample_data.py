@@ -60,6 +60,13 @@ class SampleSpec:
     other_type_share: float = 0.3  # add_to_cart, purchase, search, page_view
     epoch_ms_share: float = 0.1  # ts written as epoch milliseconds (a JSON number)
     seed: int = 7
+    # A visible catalog problem for the report: from `drop_from` (ISO date; "" for none) on, a
+    # `drop_share` of the events of the `drop_advertisers` most viewed advertisers go to a few new
+    # products missing from their catalog; the k-th of them starts k days later.
+    drop_advertisers: int = 0
+    drop_share: float = 0.4
+    drop_from: str = ""
+    drop_products: int = 8  # new products per dropping advertiser
 
     @property
     def product_keys(self) -> int:
@@ -156,6 +163,7 @@ def _day_events(day: date, spec: SampleSpec) -> Events:
     u = _universe(spec)
     key = np.searchsorted(np.cumsum(u.popularity), rng.random(n), side="right")
     key = np.minimum(key, len(u.popularity) - 1)
+    key = _with_drop(key, day, spec, u)
     other = rng.random(n) < spec.other_type_share
     etype = np.where(other, rng.integers(1, len(EVENT_TYPES), n), 0).astype(np.uint8)
     # unique within the day by the low 32 bits, across days by the top 16
@@ -175,6 +183,30 @@ def _day_events(day: date, spec: SampleSpec) -> Events:
         user=rng.integers(1, 5_000_000, n),
         late=rng.random(n) < spec.late_share,
     )
+
+
+def _with_drop(key: np.ndarray, day: date, spec: SampleSpec, u: Universe) -> np.ndarray:
+    """Move a share of the dropping advertisers' events to their new, uncatalogued products."""
+    if not (spec.drop_advertisers and spec.drop_from):
+        return key
+    started = (day - date.fromisoformat(spec.drop_from)).days  # >= k: the k-th advertiser drops
+    if started < 0:
+        return key
+    ppa = spec.products_per_advertiser
+    per_advertiser = np.bincount(np.arange(len(u.popularity)) // ppa, weights=u.popularity)
+    dropping = np.argsort(-per_advertiser, kind="stable")[: spec.drop_advertisers]
+    rng = np.random.default_rng([spec.seed, 4, (day - _EPOCH).days])
+    moved = rng.random(len(key)) < spec.drop_share
+    pick = rng.random(len(key))
+    key = key.copy()
+    for adv in dropping[: started + 1].tolist():
+        own = np.arange(adv * ppa, (adv + 1) * ppa)
+        new = own[~u.in_catalog[own]][: spec.drop_products]  # the same few products every day
+        if not len(new):
+            continue
+        chosen = moved & (key // ppa == adv)
+        key[chosen] = new[(pick[chosen] * len(new)).astype(np.int64)]
+    return key
 
 
 def _with_duplicates(ev: Events, spec: SampleSpec, day: date) -> Events:

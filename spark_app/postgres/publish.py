@@ -35,6 +35,7 @@ from spark_app.postgres.connect import ConnectionSpec, check_identifier, error_t
 from spark_app.postgres.load import RESULT_SCHEMA, partition_loader
 from spark_app.postgres.locks import LockPolicy, blocking_sessions, is_lock_timeout
 from spark_app.postgres.partitions import is_day_partitioned, prepare_partition, swap_partition
+from spark_app.postgres.retention import prune_partitions
 from spark_app.postgres.runs import RunLog
 from spark_app.postgres.staging import Staging
 
@@ -58,6 +59,7 @@ class DayRun:
         schema: str = "public",
         copy_batch_rows: int = 10000,
         locks: Optional[LockPolicy] = None,
+        retention_days: Optional[int] = None,
     ) -> None:
         if copy_batch_rows < 1:
             raise ConfigError(f"copy_batch_rows must be at least 1, got {copy_batch_rows}")
@@ -67,6 +69,7 @@ class DayRun:
         self.schema = check_identifier(schema, "schema")
         self.copy_batch_rows = copy_batch_rows
         self.locks = locks or LockPolicy()
+        self.retention_days = retention_days  # None: keep every day partition
         self.run_id = uuid.uuid4().hex
         self.state = "new"  # new -> running -> succeeded | failed
         self._engine: Any = None
@@ -194,6 +197,7 @@ class DayRun:
             self._abort_publish(self._current, f"failed: {error_text(exc, self.spec)}", stats)
         self.state = "succeeded"
         log.info("published %s (run %s)", self._what(), self.run_id)
+        self._prune()
 
     def _swap_with_retries(self, rows_in, rows_out, rows_rejected, stats) -> None:
         targets = [qualified(self.schema, t) for t in self._staging.tables]
@@ -242,6 +246,16 @@ class DayRun:
             log.warning("final stats of run %s not recorded: %s", self.run_id, error_text(exc, self.spec))
 
     # ------------------------------------------------------------------ internals
+
+    def _prune(self) -> None:
+        """After the commit: old day partitions go (retention.py); the day is published either way."""
+        if self.retention_days is None or not any(self._partitioned.values()):
+            return
+        try:
+            prune_partitions(self._conn, self.schema, self.retention_days)
+        except Exception as exc:
+            self._rollback()
+            log.warning("published, but pruning old partitions failed: %s", error_text(exc, self.spec))
 
     def _what(self) -> str:
         where = f"{self.schema} on {self.spec.describe()}"

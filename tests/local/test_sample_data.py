@@ -189,3 +189,20 @@ def test_load_catalog_creates_the_table_and_puts_every_key(dynamodb):
     stored = sorted((int(i["advertiser_id"]["N"]), i["product_id"]["S"]) for i in items)
     assert stored == sorted(keys)
     dynamodb.delete_table(TableName="catalog_load_test")
+
+
+def test_a_drop_lowers_the_most_viewed_advertisers_match_rate_from_its_day_on(tmp_path):
+    spec = SampleSpec(
+        events=40_000, advertisers=5, products_per_advertiser=200, drop_advertisers=2, drop_from="2026-11-18"
+    )
+    plain = SampleSpec(events=40_000, advertisers=5, products_per_advertiser=200)
+    rates = {d: describe_day(tmp_path, date(2026, 11, d), spec).expected_rates() for d in (17, 18, 19)}
+    views = {a: r["total_views"] for a, r in rates[17].items()}
+    first, second = sorted(views, key=views.get, reverse=True)[:2]
+    assert rates[17] == describe_day(tmp_path, date(2026, 11, 17), plain).expected_rates()  # unchanged before
+    # drop_share 0.4 of the views go to uncatalogued products: about 0.6 times the rate before
+    assert rates[18][first]["match_rate"] < 0.7 * rates[17][first]["match_rate"]  # the first drops on 11-18
+    assert abs(rates[18][second]["match_rate"] - rates[17][second]["match_rate"]) < 0.1
+    assert rates[19][second]["match_rate"] < 0.7 * rates[17][second]["match_rate"]  # the second a day later
+    write_day(tmp_path, date(2026, 11, 18), spec)
+    assert read_spec(tmp_path, date(2026, 11, 18)) == spec  # the truth of a written day is recomputable
