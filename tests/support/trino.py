@@ -12,13 +12,15 @@ on the hive catalog. On failure it raises with the end of the server log.
         rows = trino.query("SELECT count(*) FROM hive.default.events")
 
 With `tls=True` it serves HTTPS on a second port with a self-signed certificate and checks
-passwords from `users` (the `trino` client then needs `http_scheme="https"`,
+passwords from `users`, and JWTs signed (HS256) with `jwt_secret` when given (`hs256_jwt`
+makes one); the `trino` client then needs `http_scheme="https"`,
 `auth=BasicAuthentication(user, password)` and `verify=trino.cert_path`).
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import datetime
 import hashlib
 import json
@@ -108,6 +110,19 @@ def pbkdf2_entry(user: str, password: str, iterations: int = 1000) -> str:
     return f"{user}:{iterations}:{salt.hex()}:{digest.hex()}"
 
 
+def hs256_jwt(secret: bytes, subject: str, lifetime_seconds: int = 3600) -> str:
+    """A JWT for `subject` signed with HMAC-SHA256 (what `jwt_secret` servers accept)."""
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = part(json.dumps({"sub": subject, "exp": int(time.time()) + lifetime_seconds}).encode())
+    signature = hmac.new(secret, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{part(signature)}"
+
+
 def self_signed_pem(path: Path, host: str = "127.0.0.1") -> None:
     """A PEM file with a new private key and a self-signed certificate for `host` and localhost."""
     import ipaddress
@@ -160,6 +175,7 @@ class LocalTrino:
         fast_start: bool = True,
         tls: bool = False,
         users: Optional[Dict[str, str]] = None,
+        jwt_secret: Optional[bytes] = None,
         catalog_properties: Optional[Dict[str, Any]] = None,
         startup_timeout: float = 180.0,
     ) -> None:
@@ -172,6 +188,7 @@ class LocalTrino:
         self.fast_start = fast_start
         self.tls = tls
         self.users = dict(users or {"test": "test-password"}) if tls else {}
+        self.jwt_secret = jwt_secret if tls else None
         self.extra_catalog_properties = dict(catalog_properties or {})
         self.startup_timeout = startup_timeout
         self.port = 0
@@ -273,6 +290,9 @@ class LocalTrino:
             self_signed_pem(self.cert_path)
             lines = [pbkdf2_entry(user, password) + "\n" for user, password in self.users.items()]
             (etc / "password.db").write_text("".join(lines))
+            if self.jwt_secret:
+                (etc / "jwt.key").write_text(base64.b64encode(self.jwt_secret).decode())
+                config["http-server.authentication.jwt.key-file"] = etc / "jwt.key"
             _properties(etc / "password-authenticator.properties", {
                 "password-authenticator.name": "file",
                 "file.password-file": etc / "password.db",
@@ -281,7 +301,7 @@ class LocalTrino:
                 "http-server.https.enabled": "true",
                 "http-server.https.port": self.https_port,
                 "http-server.https.keystore.path": self.cert_path,
-                "http-server.authentication.type": "PASSWORD",
+                "http-server.authentication.type": "PASSWORD,JWT" if self.jwt_secret else "PASSWORD",
                 "internal-communication.shared-secret": secrets.token_urlsafe(32),
                 "password-authenticator.config-files": etc / "password-authenticator.properties",
             })
