@@ -36,13 +36,14 @@ def error_tables(trino, tmp_path_factory):
     trino.query("CREATE OR REPLACE VIEW errors_no_product SECURITY INVOKER AS "
                 "SELECT event_id, event_type, ts, advertiser_id, dt FROM errors_day")
     trino.query("CREATE OR REPLACE VIEW errors_text_ids SECURITY INVOKER AS "
-                "SELECT event_id, event_type, ts, CAST(advertiser_id AS varchar) AS advertiser_id, product_id, dt "
-                "FROM errors_day")
+                "SELECT event_id, event_type, ts, CAST(advertiser_id AS varchar) AS advertiser_id, "
+                "product_id, dt FROM errors_day")
     return trino
 
 
 def cfg_for(port: int, **overrides) -> PrestoConfig:
-    settings = dict(host="127.0.0.1", port=port, http_scheme="http", page_size=10, buckets=2, table="errors_day")
+    settings = dict(host="127.0.0.1", port=port, http_scheme="http", page_size=10, buckets=2,
+                    table="errors_day")
     settings.update(overrides)
     return PrestoConfig(**settings)
 

@@ -72,7 +72,8 @@ def events_path(tmp_path_factory):
 @pytest.fixture(scope="module")
 def day_table(trino, tmp_path_factory):
     """The day as event-log folders, readable in Trino as hive.default.read_day."""
-    return load_event_day(trino, tmp_path_factory.mktemp("read_day"), "read_day", _lines_by_dt(HAND_EVENTS + FILLER))
+    folder = tmp_path_factory.mktemp("read_day")
+    return load_event_day(trino, folder, "read_day", _lines_by_dt(HAND_EVENTS + FILLER))
 
 
 def presto_config(trino, table, **overrides) -> PrestoConfig:
@@ -112,7 +113,8 @@ def rows_of(trino, sql, params):
 def our_queries(trino, table):
     """(query text) of the source's queries on `table`, from the server's own query history."""
     rows = trino.query(
-        "SELECT query FROM system.runtime.queries WHERE source = 'catalog-match-rate' AND strpos(query, ?) > 0",
+        "SELECT query FROM system.runtime.queries "
+        "WHERE source = 'catalog-match-rate' AND strpos(query, ?) > 0",
         [f'"{table}"'],
     )
     return [r[0] for r in rows]
@@ -180,7 +182,9 @@ def test_buckets_of_the_real_hash_are_disjoint_and_cover_the_day(trino, day_tabl
     assert sum(1 for bucket in buckets if bucket) >= 3  # xxhash64 spreads the keys
 
 
-def test_parallel_mode_runs_each_bucket_once_and_the_buckets_partition_the_keys(spark, trino, day_table, events_path):
+def test_parallel_mode_runs_each_bucket_once_and_the_buckets_partition_the_keys(
+    spark, trino, day_table, events_path
+):
     trino.query("CREATE OR REPLACE VIEW hive.default.read_buckets SECURITY INVOKER AS SELECT * FROM read_day")
     df = read_presto_views(spark, presto_config(trino, "read_buckets", mode="parallel", buckets=7), DAY)
 
@@ -211,17 +215,21 @@ def typed_table(trino):
     trino.query(f"DROP TABLE IF EXISTS hive.default.{name}")
     trino.query(
         f"CREATE TABLE hive.default.{name} (event_id varchar, event_type varchar, ts timestamp(3), "
-        "advertiser_id bigint, product_id varchar, dt varchar) WITH (format = 'ORC', partitioned_by = ARRAY['dt'])"
+        "advertiser_id bigint, product_id varchar, dt varchar) "
+        "WITH (format = 'ORC', partitioned_by = ARRAY['dt'])"
     )
     rows = [(f"n{i}", PV, adv, product) for i, (adv, product) in enumerate(NASTY)]
-    rows += [("n-null-product", PV, 7, None), ("n-null-adv", PV, None, "orphan"), (None, PV, 7, "no-event-id")]
+    rows += [("n-null-product", PV, 7, None), ("n-null-adv", PV, None, "orphan"),
+             (None, PV, 7, "no-event-id")]
     values = ", ".join(["(?, ?, TIMESTAMP '2026-11-19 12:00:00', ?, ?, '2026-11-19')"] * len(rows))
     trino.query(f"INSERT INTO hive.default.{name} VALUES {values}", [v for row in rows for v in row])
     return name
 
 
 @pytest.mark.parametrize("mode", ["driver", "parallel"])
-def test_bigint_and_nasty_text_arrive_exactly_and_rows_with_nulls_are_no_keys(spark, trino, typed_table, mode):
+def test_bigint_and_nasty_text_arrive_exactly_and_rows_with_nulls_are_no_keys(
+    spark, trino, typed_table, mode
+):
     df = read_presto_views(spark, presto_config(trino, typed_table, mode=mode), DAY)
 
     assert dict(df.dtypes) == {"advertiser_id": "bigint", "product_id": "string", "view_count": "bigint"}
@@ -234,7 +242,8 @@ def test_legacy_prepared_statements_on_servers_without_execute_immediate(spark, 
     old = PrestoTestServer(page_size=5, execute_immediate=False).start()
     try:
         old.load_json_lines(events_path)
-        cfg = PrestoConfig(host="127.0.0.1", port=old.port, http_scheme="http", page_size=PAGE_SIZE, mode="driver")
+        cfg = PrestoConfig(host="127.0.0.1", port=old.port, http_scheme="http", page_size=PAGE_SIZE,
+                           mode="driver")
         df = read_presto_views(spark, cfg, DAY)
         assert_df_equality(df, spark_count(spark, events_path), ignore_row_order=True, ignore_nullable=True)
         ours = [s for s in old.statements if "count(DISTINCT" in s.sql or "PREPARE" in s.text]
