@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import psutil
 
@@ -62,8 +62,9 @@ class PeakMemory:
     of any single worker process, which is what batch-size bounds should hold.
     """
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.05, exclude: Sequence[int] = ()) -> None:
         self.interval = interval
+        self.exclude = set(exclude)  # pids not to count, e.g. a server started by the benchmark
         self.driver_mb = 0.0
         self.worker_mb = 0.0
         self.python_driver_mb = 0.0
@@ -90,6 +91,8 @@ class PeakMemory:
         try:
             self.python_driver_mb = max(self.python_driver_mb, me.memory_info().rss / 2**20)
             for child in me.children(recursive=True):
+                if child.pid in self.exclude:
+                    continue
                 try:
                     name = " ".join(child.cmdline()[:3])
                     rss = child.memory_info().rss / 2**20

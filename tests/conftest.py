@@ -3,6 +3,8 @@
 - `spark`: one local[2] session for the whole test run (few shuffle partitions, no UI).
 - `moto_server`: moto in a child process; boto3 reaches it at `moto_server.endpoint_url`.
 - `pg_server`: a PostgreSQL server for the run; `pg_url` a fresh, empty database per module.
+- `trino`: one real Trino server for the run (tests/support/trino.py); tests load their own
+  event tables into it (`load_event_day`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,18 @@ def pg_url(pg_server, request):
     pg_server.create_database(name)
     yield f"postgresql://postgres@127.0.0.1:{pg_server.port}/{name}"
     pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def trino():
+    from tests.support.trino import LocalTrino
+
+    try:
+        server = LocalTrino()
+    except FileNotFoundError as e:  # a missing install step, not a reason to skip: `make test` runs `make trino`
+        pytest.fail(f"{e}; run `make trino` (make test does)")
+    with server:
+        yield server
 
 
 @pytest.fixture()

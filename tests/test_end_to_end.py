@@ -294,53 +294,45 @@ def test_quality_and_suggest_report_on_the_day_and_publish_nothing(job, pg_url):
     assert fetch(pg_url, "SELECT count(*) FROM pipeline_runs") == runs_before
 
 
-# The same day as Presto's events table holds it: valid events only, ts in UTC, by dt folder.
-PRESTO_EVENTS = [
-    ("e1", "product_view", "2026-11-19 08:00:00", 1, "sku-1", "2026-11-19"),
-    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-19"),
-    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-19"),
-    ("e3", "product_view", "2026-11-19 08:00:00", 1, "sku-2", "2026-11-19"),
-    ("e4", "add_to_cart", "2026-11-19 10:00:00", 1, "sku-1", "2026-11-19"),
-    ("e5", "product_view", "2026-11-19 23:59:59", 2, "sku-9", "2026-11-19"),
-    ("e6", "product_view", "2026-11-19 11:00:00", 2, WEIRD, "2026-11-19"),
-    ("e7", "product_view", "2026-11-18 23:00:00", 1, "sku-1", "2026-11-19"),
-    ("e8", "product_view", "2026-11-18 20:00:00", 2, "sku-10", "2026-11-19"),
-    ("e10", "product_view", "2026-11-19 22:00:00", 1, "sku-2", "2026-11-20"),
-    ("e2", "product_view", "2026-11-19 07:30:00", 1, "sku-1", "2026-11-20"),
-    ("e11", "product_view", "2026-11-20 03:00:00", 2, "sku-9", "2026-11-20"),
-    ("e12", "product_view", "2026-11-19 17:00:00", 2, "é-produit", "2026-11-20"),
-]
+# Presto reads the very same files: the session's Trino (tests/support/trino.py) sees the event
+# folder as an external table partitioned by dt, and a view keeps the valid events by the
+# event-log path's rules. Presto counts the views itself, so the counts of bad lines are not known.
+def presto_conf(trino, tmp_path, conf, mode, **overrides):
+    from tests.support.trino import create_event_tables
+
+    create_event_tables(trino, tmp_path / "events", raw="raw_e2e_events", view="e2e_events")
+    presto = {
+        "host": "127.0.0.1",
+        "port": trino.port,
+        "http_scheme": "http",
+        "table": "e2e_events",
+        "mode": mode,
+        "buckets": 3,
+        "page_size": 2,
+        "staging_dir": str(tmp_path / f"presto-staging-{mode}"),
+        **overrides,
+    }
+    return write_conf(tmp_path / f"presto-{mode}.yaml", {**conf, "source": "presto", "presto": presto})
+
+
+def tables_if_any(pg_url):
+    """The two tables' rows, or empty ones before the first run created them."""
+    if fetch(pg_url, "SELECT to_regclass('product_views') IS NULL")[0][0]:
+        return [], []
+    return tables(pg_url)
+
+
+def clear_tables(pg_url):
+    if fetch(pg_url, "SELECT to_regclass('product_views') IS NOT NULL")[0][0]:
+        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM product_views; DELETE FROM advertiser_match_rates")
 
 
 @pytest.mark.parametrize("mode", ["driver", "parallel"])
-def test_the_day_from_presto_lands_the_same_tables(job, pg_url, mode):
-    from tests.support.presto_server import PrestoTestServer
-
+def test_the_day_from_presto_lands_the_same_tables(job, pg_url, trino, mode):
     conf_path, tmp_path, conf = job
-    names = ["event_id", "event_type", "ts", "advertiser_id", "product_id", "dt"]
-    events_file = tmp_path / f"presto-events-{mode}.jsonl"
-    events_file.write_text(
-        "".join(json.dumps(dict(zip(names, e)), ensure_ascii=False) + "\n" for e in PRESTO_EVENTS),
-        encoding="utf-8",
-    )
-    server = PrestoTestServer(page_size=2).start()
-    try:
-        server.load_json_lines(str(events_file))
-        presto = {
-            "host": "127.0.0.1",
-            "port": server.port,
-            "http_scheme": "http",
-            "mode": mode,
-            "buckets": 3,
-            "staging_dir": str(tmp_path / f"presto-staging-{mode}"),
-        }
-        with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM product_views; DELETE FROM advertiser_match_rates")
-        result = run_job(
-            write_conf(tmp_path / f"presto-{mode}.yaml", {**conf, "source": "presto", "presto": presto})
-        )
-    finally:
-        server.stop()
+    clear_tables(pg_url)
+    result = run_job(presto_conf(trino, tmp_path, conf, mode))
     assert result.returncode == 0, result.stderr[-4000:]
 
     detail, rates = tables(pg_url)
@@ -479,3 +471,13 @@ def test_a_reader_holding_the_table_fails_the_publish_with_exit_5_naming_it_once
     assert named in result.stderr
     assert "needs a running DayRun" not in result.stderr
     assert tables(pg_url) == before
+
+
+def test_a_presto_query_error_exits_7_and_changes_no_table(job, pg_url, trino):
+    conf_path, tmp_path, conf = job
+    before = tables_if_any(pg_url)
+    result = run_job(presto_conf(trino, tmp_path, conf, "driver", table="no_such_events"))
+    assert result.returncode == 7, result.stderr[-3000:]
+    assert "query failed (TABLE_NOT_FOUND, USER_ERROR)" in result.stderr
+    assert "no_such_events" in result.stderr
+    assert tables_if_any(pg_url) == before

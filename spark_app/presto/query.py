@@ -54,7 +54,7 @@ def views_query(cfg: PrestoConfig, day: date, buckets: Optional[int] = None) -> 
         "WHERE dt IN (?, ?)\n"
         "  AND event_type = ?\n"
         "  AND CAST(ts AS date) = ?\n"
-        "  AND advertiser_id IS NOT NULL AND product_id IS NOT NULL"
+        "  AND advertiser_id IS NOT NULL AND product_id IS NOT NULL AND event_id IS NOT NULL"
     )
     params: List[Any] = [day.isoformat(), (day + timedelta(days=1)).isoformat(), VIEW_EVENT_TYPE, day]
     if buckets is not None:

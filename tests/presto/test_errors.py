@@ -1,8 +1,14 @@
-"""Every way the Presto source can fail ends in one clear error, raised before anything is written."""
+"""Every way the Presto source can fail ends in one clear error, raised before anything is written.
+
+The failures come from a real Trino server (the session's `trino` fixture, or one of its own
+where the test stops it): a missing table, a missing column, columns of the wrong type, a bucket
+whose rows break a cast on the executor, a server killed between pages.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 
 import pytest
@@ -11,37 +17,33 @@ from spark_app.config import PrestoConfig
 from spark_app.errors import ConfigError, SourceError
 from spark_app.local.servers import free_port
 from spark_app.presto.read import read_presto_views
-from tests.support.presto_server import EVENT_COLUMNS, PrestoTestServer
+from tests.support.trino import LocalTrino, load_event_day
 
 DAY = date(2026, 11, 19)
 MODES = ["driver", "parallel"]
 
 
-@pytest.fixture(scope="module")
-def events_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("presto_errors") / "events.jsonl"
-    rows = [
-        {"event_id": "e1", "event_type": "product_view", "ts": "2026-11-19 08:00:00",
-         "advertiser_id": 1, "product_id": "p1", "dt": "2026-11-19"},
-        {"event_id": "e2", "event_type": "product_view", "ts": "2026-11-19 09:00:00",
-         "advertiser_id": 2, "product_id": "p2", "dt": "2026-11-19"},
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
+def _line(event_id, advertiser_id, product_id):
+    return json.dumps({"event_id": event_id, "event_type": "product_view", "ts": "2026-11-19T08:00:00Z",
+                       "advertiser_id": advertiser_id, "product_id": product_id})
 
 
 @pytest.fixture(scope="module")
-def server(events_path):
-    srv = PrestoTestServer(page_size=5).start()
-    srv.load_json_lines(events_path)
-    text_ids = {**EVENT_COLUMNS, "advertiser_id": "VARCHAR"}
-    srv.load_json_lines(events_path, table="events_text_ids", columns=text_ids)
-    yield srv
-    srv.stop()
+def error_tables(trino, tmp_path_factory):
+    """errors_day (two keys), and views over it that lack a column or have the wrong type."""
+    lines = {"2026-11-19": [_line("e1", 1, "p1"), _line("e2", 2, "p2")]}
+    load_event_day(trino, tmp_path_factory.mktemp("errors_day"), "errors_day", lines)
+    trino.query("CREATE OR REPLACE VIEW errors_no_product SECURITY INVOKER AS "
+                "SELECT event_id, event_type, ts, advertiser_id, dt FROM errors_day")
+    trino.query("CREATE OR REPLACE VIEW errors_text_ids SECURITY INVOKER AS "
+                "SELECT event_id, event_type, ts, CAST(advertiser_id AS varchar) AS advertiser_id, "
+                "product_id, dt FROM errors_day")
+    return trino
 
 
 def cfg_for(port: int, **overrides) -> PrestoConfig:
-    settings = dict(host="127.0.0.1", port=port, http_scheme="http", page_size=10, buckets=2)
+    settings = dict(host="127.0.0.1", port=port, http_scheme="http", page_size=10, buckets=2,
+                    table="errors_day")
     settings.update(overrides)
     return PrestoConfig(**settings)
 
@@ -57,62 +59,88 @@ def test_unreachable_server_names_host_port_and_probable_cause(spark, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_failed_query_carries_prestos_message(spark, server, mode):
+def test_a_missing_table_carries_trinos_message_and_exit_code_7(spark, error_tables, mode):
     with pytest.raises(SourceError) as err:
-        read_presto_views(spark, cfg_for(server.port, mode=mode, table="no_such_table"), DAY)
+        read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="no_such_table"), DAY)
     message = str(err.value)
     assert "query failed (TABLE_NOT_FOUND, USER_ERROR)" in message
-    assert "no_such_table" in message
+    assert "hive.default.no_such_table" in message
+    assert err.value.exit_code == 7
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_refused_credentials_are_reported_without_the_secret(spark, events_path, tmp_path, monkeypatch, mode):
-    secure = PrestoTestServer(users={"etl": "right-password"}, tls=True, cert_dir=tmp_path).start()
-    monkeypatch.setenv("PRESTO_TEST_PASSWORD", "wrong-password")
-    cfg = cfg_for(
-        secure.port, mode=mode, http_scheme="https", user="etl",
-        password_env="PRESTO_TEST_PASSWORD", verify_tls=False,
-    )
-    try:
-        with pytest.raises(SourceError) as err:
-            read_presto_views(spark, cfg, DAY)
-    finally:
-        secure.stop()
-    message = str(err.value)
-    assert "authentication refused for user 'etl' (HTTP 401)" in message
-    assert "wrong-password" not in message
-    assert err.value.__cause__ is None and err.value.__suppress_context__
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_result_of_the_wrong_types_is_refused(spark, server, mode):
+def test_a_missing_column_carries_trinos_message(spark, error_tables, mode):
     with pytest.raises(SourceError) as err:
-        read_presto_views(spark, cfg_for(server.port, mode=mode, table="events_text_ids"), DAY)
-    assert "advertiser_id is varchar" in str(err.value)
-
-
-def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, server):
-    """The driver's probe passes; the bucket queries, run from the executors, fail."""
-    limit = "Query exceeded per-node memory limit of 2GB"
-    server.fail_query = lambda sql: None if "LIMIT 0" in sql else limit
-    try:
-        with pytest.raises(SourceError) as err:
-            read_presto_views(spark, cfg_for(server.port, mode="parallel"), DAY)
-    finally:
-        server.fail_query = None
+        read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="errors_no_product"), DAY)
     message = str(err.value)
-    assert "query failed (GENERIC_INTERNAL_ERROR" in message
-    assert "exceeded per-node memory limit" in message
+    assert "query failed (COLUMN_NOT_FOUND, USER_ERROR)" in message
+    assert "'product_id' cannot be resolved" in message
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_result_of_the_wrong_types_is_refused(spark, error_tables, mode):
+    with pytest.raises(SourceError) as err:
+        read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="errors_text_ids"), DAY)
+    assert "advertiser_id is varchar (expected one of ['bigint'" in str(err.value)
+
+
+def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, trino, tmp_path):
+    """The driver's LIMIT 0 probe passes (Trino plans it without reading a row); the bucket
+    queries, run from the executors, read a row whose advertiser id breaks a strict cast."""
+    lines = {"2026-11-19": [_line("e1", 1, "p1"), _line("e2", "x7", "p2")]}
+    load_event_day(trino, tmp_path / "events", "errors_strict_src", lines)
+    trino.query("CREATE OR REPLACE VIEW errors_strict SECURITY INVOKER AS SELECT "
+                "json_extract_scalar(line, '$.event_id') AS event_id, 'product_view' AS event_type, "
+                "TIMESTAMP '2026-11-19 08:00:00' AS ts, "
+                "CAST(json_extract_scalar(line, '$.advertiser_id') AS bigint) AS advertiser_id, "
+                "json_extract_scalar(line, '$.product_id') AS product_id, dt FROM raw_errors_strict_src")
+    with pytest.raises(SourceError) as err:
+        read_presto_views(spark, cfg_for(trino.port, mode="parallel", table="errors_strict"), DAY)
+    message = str(err.value)
+    assert "query failed (INVALID_CAST_ARGUMENT, USER_ERROR)" in message
+    assert "'x7'" in message
     assert "bucket" in message and "of 2" in message
 
 
-def test_identifiers_from_config_must_be_plain(spark, server):
+def test_a_server_killed_between_pages_fails_the_read_and_stages_nothing(spark, tmp_path):
+    """A Trino of its own, killed (SIGKILL) after the driver staged the first page of a result
+    too large for one HTTP response."""
+    try:
+        server = LocalTrino()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    staging = tmp_path / "staging"
+    with server:
+        server.query(
+            "CREATE TABLE hive.default.big WITH (format = 'ORC', partitioned_by = ARRAY['dt']) AS "
+            "SELECT 'e' || CAST(n AS varchar) AS event_id, 'product_view' AS event_type, "
+            "TIMESTAMP '2026-11-19 12:00:00.000' AS ts, CAST(n % 100 + 1 AS bigint) AS advertiser_id, "
+            "'p-' || CAST(n AS varchar) || rpad('', 200, 'x') AS product_id, '2026-11-19' AS dt "
+            "FROM (SELECT i * 1000 + j AS n FROM UNNEST(sequence(0, 99)) AS a(i) "
+            "CROSS JOIN UNNEST(sequence(0, 999)) AS b(j))"
+        )
+
+        def kill_after_the_first_page(number, rows):
+            if number == 1:
+                os.killpg(server.process.pid, 9)
+                server.process.wait(30)
+
+        cfg = cfg_for(server.port, mode="driver", table="big", page_size=100, staging_dir=str(staging),
+                      request_timeout_seconds=10)
+        with pytest.raises(SourceError) as err:
+            read_presto_views(spark, cfg, DAY, on_page=kill_after_the_first_page)
+    message = str(err.value)
+    assert f"127.0.0.1:{server.port}" in message and "unreachable" in message
+    assert not [f for f in staging.rglob("*.parquet")]  # the staged page is discarded
+
+
+def test_identifiers_from_config_must_be_plain(spark):
     with pytest.raises(ConfigError, match="presto.table: not a plain identifier"):
-        read_presto_views(spark, cfg_for(server.port, table='events" --'), DAY)
+        read_presto_views(spark, cfg_for(free_port(), table='events" --'), DAY)
 
 
-def test_a_missing_password_variable_is_a_config_error(spark, server, monkeypatch):
+def test_a_missing_password_variable_is_a_config_error(spark, monkeypatch):
     monkeypatch.delenv("PRESTO_UNSET_PASSWORD", raising=False)
-    cfg = cfg_for(server.port, http_scheme="https", password_env="PRESTO_UNSET_PASSWORD")
+    cfg = cfg_for(free_port(), http_scheme="https", password_env="PRESTO_UNSET_PASSWORD")
     with pytest.raises(ConfigError, match="PRESTO_UNSET_PASSWORD is not set"):
         read_presto_views(spark, cfg, DAY)

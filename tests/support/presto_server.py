@@ -1,4 +1,7 @@
-"""A small Presto (Trino) coordinator for tests: the client protocol over HTTP(S), DuckDB behind it.
+"""A stand-in Presto coordinator: the client protocol over HTTP, DuckDB behind it.
+
+Only for what a real Trino (tests/support/trino.py) cannot be made to do on demand: today, a
+server without EXECUTE IMMEDIATE (an older Presto), so the client's PREPARE fallback runs.
 
 It speaks what the `trino` Python client sends and expects:
 
@@ -10,9 +13,7 @@ It speaks what the `trino` Python client sends and expects:
   `PREPARE name FROM <sql>` (answered with `X-Trino-Added-Prepare`), `EXECUTE name USING ...`
   (the statement comes back in `X-Trino-Prepared-Statement`) and `DEALLOCATE PREPARE name`.
   With `execute_immediate=False` the server refuses EXECUTE IMMEDIATE like an old Presto.
-- `DELETE` of a `nextUri` cancels the query. Basic auth (`users`) or bearer tokens
-  (`tokens`) answer 401 when wrong; `tls=True` serves HTTPS with a self-signed certificate.
-- `fail_query`, when set, may fail chosen queries (it maps SQL to an error message or None).
+- `DELETE` of a `nextUri` cancels the query.
 
 Translation to DuckDB is kept to three macros giving Presto's hash function names DuckDB's
 own hash (`to_utf8`, `xxhash64`, `from_big_endian_64`): bucket numbers differ from a real
@@ -23,19 +24,16 @@ in `statements` for tests to inspect.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import decimal
 import itertools
 import json
 import re
-import ssl
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import duckdb
 
@@ -86,25 +84,15 @@ class PrestoTestServer:
     def __init__(
         self,
         page_size: int = 1000,
-        users: Optional[Dict[str, str]] = None,
-        tokens: Optional[List[str]] = None,
-        tls: bool = False,
-        cert_dir: Optional[Path] = None,
         execute_immediate: bool = True,
     ) -> None:
         self.page_size = page_size
-        self.users = users
-        self.tokens = tokens
-        self.tls = tls
-        self.cert_dir = cert_dir
         self.execute_immediate = execute_immediate
-        self.fail_query: Optional[Callable[[str], Optional[str]]] = None  # sql -> error message or None
         self.db = duckdb.connect()
         for shim in _SHIMS:
             self.db.execute(shim)
         self.statements: List[Statement] = []
         self.cancelled: List[str] = []
-        self.pages_served = 0
         self._queries: Dict[str, _Query] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -116,8 +104,6 @@ class PrestoTestServer:
     def start(self) -> PrestoTestServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
-        if self.tls:
-            self._httpd.socket = self._tls_context().wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -135,7 +121,7 @@ class PrestoTestServer:
 
     @property
     def base_url(self) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     # ------------------------------------------------------------------ data
 
@@ -172,19 +158,6 @@ class PrestoTestServer:
 
     # ------------------------------------------------------------------ protocol
 
-    def authorized(self, header: Optional[str]) -> bool:
-        if self.users is None and self.tokens is None:
-            return True
-        if not header:
-            return False
-        kind, _, value = header.partition(" ")
-        if kind == "Basic" and self.users is not None:
-            user, _, password = base64.b64decode(value).decode().partition(":")
-            return self.users.get(user) == password
-        if kind == "Bearer" and self.tokens is not None:
-            return value in self.tokens
-        return False
-
     def submit(self, text: str, headers: Dict[str, str]) -> tuple:
         """(status body, extra headers) for a POSTed statement."""
         qid = f"20261120_000000_{next(self._ids):05d}_test"
@@ -211,10 +184,6 @@ class PrestoTestServer:
             q = self._queries.get(qid)
         if q is None:
             return self._error(qid, f"Query {qid} not found (finished or cancelled)", "NOT_FOUND", 29)
-        failure = self.fail_query(q.sql) if self.fail_query else None
-        if failure:
-            self._forget(qid)
-            return self._error(qid, failure, "GENERIC_INTERNAL_ERROR", 65536)
         try:
             if q.cursor is None:
                 q.cursor, q.columns = self._run(q)
@@ -222,7 +191,6 @@ class PrestoTestServer:
         except duckdb.Error as exc:
             self._forget(qid)
             return self._error(qid, str(exc).split("\n")[0], _error_name(exc), 2)
-        self.pages_served += 1
         q.rows_sent += len(rows)
         q.token = token + 1
         last = len(rows) < self.page_size
@@ -294,13 +262,6 @@ class PrestoTestServer:
                          "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message}}
         return body
 
-    def _tls_context(self) -> ssl.SSLContext:
-        cert, key = _self_signed_certificate(Path(self.cert_dir or "."))
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(cert, key)
-        return ctx
-
-
 def _handler(server: PrestoTestServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -319,32 +280,20 @@ def _handler(server: PrestoTestServer):
             self.end_headers()
             self.wfile.write(payload)
 
-        def _authorized(self) -> bool:
-            if server.authorized(self.headers.get("Authorization")):
-                return True
-            self._send(401, None, {"WWW-Authenticate": 'Basic realm="Trino"'})
-            return False
-
         def do_POST(self) -> None:  # noqa: N802
             text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-            if not self._authorized():
-                return
             if self.path != "/v1/statement":
                 return self._send(404, {"message": f"no such path {self.path}"})
             body, extra = server.submit(text, {k: v for k, v in self.headers.items()})
             self._send(200, body, extra)
 
         def do_GET(self) -> None:  # noqa: N802
-            if not self._authorized():
-                return
             m = re.match(r"^/v1/statement/(?:queued|executing)/([^/]+)/(\d+)$", self.path)
             if not m:
                 return self._send(404, {"message": f"no such path {self.path}"})
             self._send(200, server.advance(m.group(1), int(m.group(2))))
 
         def do_DELETE(self) -> None:  # noqa: N802
-            if not self._authorized():
-                return
             m = re.match(r"^/v1/statement/(?:queued|executing)/([^/]+)/(\d+)$", self.path)
             if m:
                 server.cancel(m.group(1))
@@ -390,67 +339,3 @@ def _error_name(exc: BaseException) -> str:
     if isinstance(exc, duckdb.BinderException):
         return "COLUMN_NOT_FOUND"
     return "GENERIC_USER_ERROR"
-
-
-def _self_signed_certificate(folder: Path) -> tuple:
-    """(cert path, key path) of a fresh self-signed certificate for 127.0.0.1."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(san, critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / "presto-test.crt", folder / "presto-test.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
-def synthetic_day(server: PrestoTestServer, keys: int, day: str = "2026-11-19") -> None:
-    """`keys` distinct (advertiser_id, product_id) with one product view each on `day` (benchmarks)."""
-    name = server.create_table("hive", "default", "events", EVENT_COLUMNS)
-    server.execute(
-        f"INSERT INTO {name} SELECT 'e' || i, 'product_view', TIMESTAMP '{day} 00:00:00' + "
-        f"to_seconds(i % 86400), i % 1000, 'p' || i, '{day}' FROM range({keys}) t(i)"
-    )
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    """Serve a synthetic day from a separate process: prints the port, stops when stdin closes."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--keys", type=int, required=True)
-    parser.add_argument("--page-size", type=int, default=10000)
-    args = parser.parse_args(argv)
-    server = PrestoTestServer(page_size=args.page_size).start()
-    synthetic_day(server, args.keys)
-    print(server.port, flush=True)
-    sys.stdin.read()
-    server.stop()
-
-
-if __name__ == "__main__":
-    main()

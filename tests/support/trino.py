@@ -12,13 +12,15 @@ on the hive catalog. On failure it raises with the end of the server log.
         rows = trino.query("SELECT count(*) FROM hive.default.events")
 
 With `tls=True` it serves HTTPS on a second port with a self-signed certificate and checks
-passwords from `users` (the `trino` client then needs `http_scheme="https"`,
+passwords from `users`, and JWTs signed (HS256) with `jwt_secret` when given (`hs256_jwt`
+makes one); the `trino` client then needs `http_scheme="https"`,
 `auth=BasicAuthentication(user, password)` and `verify=trino.cert_path`).
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
 import datetime
 import hashlib
 import json
@@ -32,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+from spark_app.events.parse import EPOCH_MS, ISO_TS, POSITIVE_BIGINT
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VERSION = os.environ.get("TRINO_VERSION", "476")
@@ -106,6 +110,19 @@ def pbkdf2_entry(user: str, password: str, iterations: int = 1000) -> str:
     return f"{user}:{iterations}:{salt.hex()}:{digest.hex()}"
 
 
+def hs256_jwt(secret: bytes, subject: str, lifetime_seconds: int = 3600) -> str:
+    """A JWT for `subject` signed with HMAC-SHA256 (what `jwt_secret` servers accept)."""
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    claims = part(json.dumps({"sub": subject, "exp": int(time.time()) + lifetime_seconds}).encode())
+    signature = hmac.new(secret, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+    return f"{header}.{claims}.{part(signature)}"
+
+
 def self_signed_pem(path: Path, host: str = "127.0.0.1") -> None:
     """A PEM file with a new private key and a self-signed certificate for `host` and localhost."""
     import ipaddress
@@ -158,6 +175,7 @@ class LocalTrino:
         fast_start: bool = True,
         tls: bool = False,
         users: Optional[Dict[str, str]] = None,
+        jwt_secret: Optional[bytes] = None,
         catalog_properties: Optional[Dict[str, Any]] = None,
         startup_timeout: float = 180.0,
     ) -> None:
@@ -170,6 +188,7 @@ class LocalTrino:
         self.fast_start = fast_start
         self.tls = tls
         self.users = dict(users or {"test": "test-password"}) if tls else {}
+        self.jwt_secret = jwt_secret if tls else None
         self.extra_catalog_properties = dict(catalog_properties or {})
         self.startup_timeout = startup_timeout
         self.port = 0
@@ -188,8 +207,9 @@ class LocalTrino:
 
     @property
     def warehouse_dir(self) -> Path:
-        """Where managed tables go (hive.default.* without external_location)."""
-        return self.work_dir / "warehouse"
+        """Where managed tables go (hive.default.* without external_location): the file
+        metastore insists on its own folder, <metastore>/<schema>/<table>."""
+        return self.work_dir / "metastore"
 
     @property
     def cert_path(self) -> Path:
@@ -270,6 +290,9 @@ class LocalTrino:
             self_signed_pem(self.cert_path)
             lines = [pbkdf2_entry(user, password) + "\n" for user, password in self.users.items()]
             (etc / "password.db").write_text("".join(lines))
+            if self.jwt_secret:
+                (etc / "jwt.key").write_text(base64.b64encode(self.jwt_secret).decode())
+                config["http-server.authentication.jwt.key-file"] = etc / "jwt.key"
             _properties(etc / "password-authenticator.properties", {
                 "password-authenticator.name": "file",
                 "file.password-file": etc / "password.db",
@@ -278,7 +301,7 @@ class LocalTrino:
                 "http-server.https.enabled": "true",
                 "http-server.https.port": self.https_port,
                 "http-server.https.keystore.path": self.cert_path,
-                "http-server.authentication.type": "PASSWORD",
+                "http-server.authentication.type": "PASSWORD,JWT" if self.jwt_secret else "PASSWORD",
                 "internal-communication.shared-secret": secrets.token_urlsafe(32),
                 "password-authenticator.config-files": etc / "password-authenticator.properties",
             })
@@ -321,6 +344,7 @@ class LocalTrino:
             raise
         self.startup_seconds = time.monotonic() - started
         # The file metastore starts empty: give hive.default a folder under the warehouse.
+        (self.warehouse_dir / "default").mkdir(parents=True, exist_ok=True)
         self.query(f"CREATE SCHEMA IF NOT EXISTS hive.default WITH (location = 'local://{self.warehouse_dir}/default')")
         return self
 
@@ -453,21 +477,48 @@ def _session_verifying(verify: Any):
 # -- the project's event logs ------------------------------------------------------------------
 
 # Each line of <root>/dt=YYYY-MM-DD/part-*.json.gz as one text column: a malformed line is a
-# NULL-filled row of the view, not a failed query (Hive's JSON SerDe fails the whole scan).
+# row the view leaves out, not a failed query (Hive's JSON SerDe fails the whole scan).
 # The default field delimiter \001 never appears raw in JSON (it would be escaped as \u0001).
 RAW_TABLE_SQL = """CREATE TABLE hive.{schema}.{raw} (line varchar, dt varchar)
 WITH (format = 'TEXTFILE', external_location = '{location}', partitioned_by = ARRAY['dt'])"""
 
+# The valid events, by the rules of the event-log path (spark_app/events/parse.py): a JSON
+# object whose five fields are present and not empty, a positive bigint advertiser id, a ts in
+# ISO-8601 (no offset means UTC) or 12-13 digit epoch milliseconds, no NUL in the product id;
+# the same regular expressions as that path.
+# Each line is parsed once (json_parse): json_extract_scalar alone reads a truncated line up to
+# the break and would keep what it found there.
 EVENTS_VIEW_SQL = """CREATE OR REPLACE VIEW hive.{schema}.{view} SECURITY INVOKER AS
-SELECT
-  json_extract_scalar(line, '$.event_id') AS event_id,
-  json_extract_scalar(line, '$.event_type') AS event_type,
-  CAST(try(from_iso8601_timestamp(json_extract_scalar(line, '$.ts'))) AT TIME ZONE 'UTC'
-       AS timestamp(3)) AS ts,
-  try_cast(json_extract_scalar(line, '$.advertiser_id') AS bigint) AS advertiser_id,
-  json_extract_scalar(line, '$.product_id') AS product_id,
-  dt
-FROM hive.{schema}.{raw}"""
+WITH fields AS (
+  SELECT
+    json_extract_scalar(j, '$.event_id') AS event_id,
+    json_extract_scalar(j, '$.event_type') AS event_type,
+    json_extract_scalar(j, '$.ts') AS ts_text,
+    json_extract_scalar(j, '$.advertiser_id') AS advertiser_text,
+    json_extract_scalar(j, '$.product_id') AS product_id,
+    dt
+  FROM (SELECT try(json_parse(line)) AS j, dt FROM hive.{schema}.{raw})
+  WHERE j IS NOT NULL
+), typed AS (
+  SELECT
+    event_id,
+    event_type,
+    CAST(CASE
+      WHEN regexp_like(ts_text, '{epoch_ms}')
+        THEN from_unixtime_nanos(CAST(ts_text AS bigint) * 1000000)
+      WHEN regexp_like(ts_text, '{iso_ts}')
+        THEN try(from_iso8601_timestamp(replace(ts_text, ' ', 'T')))
+    END AT TIME ZONE 'UTC' AS timestamp(3)) AS ts,
+    CASE WHEN regexp_like(advertiser_text, '{positive_bigint}') THEN try_cast(advertiser_text AS bigint) END
+      AS advertiser_id,
+    product_id,
+    dt
+  FROM fields
+)
+SELECT event_id, event_type, ts, advertiser_id, product_id, dt
+FROM typed
+WHERE event_id <> '' AND event_type <> '' AND product_id <> '' AND strpos(product_id, chr(0)) = 0
+  AND advertiser_id > 0 AND ts IS NOT NULL"""
 
 
 def create_event_tables(trino: LocalTrino, root: Path, schema: str = "default", raw: str = "raw_events",
@@ -479,9 +530,35 @@ def create_event_tables(trino: LocalTrino, root: Path, schema: str = "default", 
     trino.query(f"DROP TABLE IF EXISTS hive.{schema}.{raw}")
     trino.query(RAW_TABLE_SQL.format(schema=schema, raw=raw, location=location))
     sync_partitions(trino, schema, raw)
-    trino.query(EVENTS_VIEW_SQL.format(schema=schema, view=view, raw=raw))
+    trino.query(EVENTS_VIEW_SQL.format(schema=schema, view=view, raw=raw, iso_ts=ISO_TS, epoch_ms=EPOCH_MS,
+                                       positive_bigint=POSITIVE_BIGINT))
 
 
 def sync_partitions(trino: LocalTrino, schema: str = "default", raw: str = "raw_events") -> None:
     """Register every dt=... folder now under the table's location (and forget removed ones)."""
     trino.query(f"CALL hive.system.sync_partition_metadata('{schema}', '{raw}', 'FULL')")
+
+
+def write_event_folders(root: Path, lines_by_dt: Dict[str, Sequence[str]], compress: bool = True) -> Path:
+    """`root/dt=<dt>/part-00000.json[.gz]` with each folder's lines (and a _SUCCESS marker)."""
+    import gzip
+
+    for dt, lines in lines_by_dt.items():
+        folder = Path(root) / f"dt={dt}"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(line + "\n" for line in lines)
+        if compress:
+            with gzip.open(folder / "part-00000.json.gz", "wt", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            (folder / "part-00000.json").write_text(text, encoding="utf-8")
+        (folder / "_SUCCESS").touch()
+    return Path(root)
+
+
+def load_event_day(trino: LocalTrino, root: Path, view: str, lines_by_dt: Dict[str, Sequence[str]],
+                   compress: bool = True) -> str:
+    """The lines as event-log folders under `root`, readable as the view hive.default.<view>."""
+    write_event_folders(root, lines_by_dt, compress)
+    create_event_tables(trino, root, raw=f"raw_{view}", view=view)
+    return view
