@@ -77,7 +77,7 @@ def trino():
 
     try:
         server = LocalTrino()
-    except FileNotFoundError as e:  # a missing install step, not a reason to skip: `make test` runs `make trino`
+    except FileNotFoundError as e:  # a missing install step, never a skip: `make test` runs `make trino`
         pytest.fail(f"{e}; run `make trino` (make test does)")
     with server:
         yield server
