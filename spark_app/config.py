@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
@@ -20,6 +19,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple
 from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
+from spark_app.typed_yaml import build_typed
 
 # --------------------------------------------------------------------------- sections
 
@@ -296,7 +296,7 @@ def read_config_mapping(path: str | os.PathLike[str]) -> Any:
 def config_from_mapping(data: Any, source: str = "<memory>") -> Config:
     """Validate a plain mapping (as parsed from YAML) into a `Config`."""
     check_no_literal_secrets(data, source)
-    cfg = _build(Config, data, key="", source=source)
+    cfg = build_typed(Config, data, key="", source=source)
     cfg = dataclasses.replace(cfg, source_file=source)
     _check_cross_fields(cfg, source)
     return cfg
@@ -356,86 +356,6 @@ def _check_report(cfg: Config, source: str) -> None:
 def _url_has_password(url: str) -> bool:
     m = re.match(r"^[^:]+://([^@/?#]*)@", url)
     return bool(m and ":" in m.group(1) and m.group(1).split(":", 1)[1] != "")
-
-
-_SCALARS = (str, int, float, bool)
-
-
-def _build(tp: Any, value: Any, key: str, source: str) -> Any:
-    """Coerce `value` into the annotated type `tp`, raising ConfigError at `key`."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    where = f"{source}: {key or '<top>'}"
-
-    if origin is typing.Union:  # Optional[X]
-        inner = [a for a in args if a is not type(None)]
-        if value is None:
-            return None
-        return _build(inner[0], value, key, source)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build_dataclass(tp, value, key, source)
-    if origin in (list, List):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_build(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin in (tuple, Tuple):
-        if isinstance(value, str) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return tuple(_build(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin in (dict, Dict):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {
-            _build(args[0], k, f"{key}.{k}", source): _build(args[1], v, f"{key}.{k}", source)
-            for k, v in value.items()
-        }
-    if tp is Any:
-        return value
-    return _build_scalar(tp, value, where)
-
-
-def _build_scalar(tp: type, value: Any, where: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    raise ConfigError(f"{where}: unsupported type {tp!r}")
-
-
-def _build_dataclass(tp: Any, value: Any, key: str, source: str) -> Any:
-    where = f"{source}: {key or '<top>'}"
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    hints = typing.get_type_hints(tp)
-    fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source_file"}
-    unknown = sorted(set(value) - set(fields))
-    if unknown:
-        dotted = f"{key}.{unknown[0]}" if key else str(unknown[0])
-        raise ConfigError(f"{source}: {dotted}: unknown key (known: {', '.join(sorted(fields))})")
-    kwargs = {}
-    for name, f in fields.items():
-        dotted = f"{key}.{name}" if key else name
-        if name in value:
-            kwargs[name] = _build(hints[name], value[name], dotted, source)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{source}: {dotted}: required")
-    return tp(**kwargs)
 
 
 def resolve_path(path: str, base: str | os.PathLike[str] | None = None) -> str:

@@ -240,6 +240,10 @@ def test_quarantine_expiry_sets_a_lifecycle_rule_on_the_prefix_and_keeps_other_r
     assert code == 0 and len(rules) == 2 and rules[planned["ID"]]["Expiration"] == {"Days": 30}
 
 
-def test_quarantine_expiry_of_a_local_quarantine_is_refused(capsys):
-    code, _, err = _run(capsys, "quarantine-expiry", "--conf", str(ROOT / "conf" / "local.yaml"))
+def test_quarantine_expiry_of_a_local_quarantine_is_refused(env, capsys, tmp_path):
+    conf = yaml.safe_load(Path(env["conf"]).read_text())
+    conf["events"]["quarantine_path"] = str(tmp_path / "quarantine")
+    path = tmp_path / "local-quarantine.yaml"
+    path.write_text(yaml.safe_dump(conf))
+    code, _, err = _run(capsys, "quarantine-expiry", "--conf", str(path))
     assert code == 2 and "is not on S3" in err

@@ -197,7 +197,8 @@ class DayRun:
             self._abort_publish(self._current, f"failed: {error_text(exc, self.spec)}", stats)
         self.state = "succeeded"
         log.info("published %s (run %s)", self._what(), self.run_id)
-        self._prune()
+        if self.retention_days is not None and any(self._partitioned.values()):
+            _prune_after_publish(self._conn, self.schema, self.retention_days, self.spec)
 
     def _swap_with_retries(self, rows_in, rows_out, rows_rejected, stats) -> None:
         targets = [qualified(self.schema, t) for t in self._staging.tables]
@@ -213,7 +214,7 @@ class DayRun:
             except Exception as exc:
                 if not is_lock_timeout(exc):
                     raise
-                self._rollback()
+                _rollback(self._conn)
                 blockers = blocking_sessions(self._conn, targets)
                 self.locks.log_timeout(self._current, attempt, blockers)
                 if attempt == self.locks.attempts:
@@ -232,7 +233,7 @@ class DayRun:
 
     def _abort_publish(self, table: Optional[str], what: str, stats: Optional[Dict[str, Any]]) -> None:
         """Roll back, record the run failed with `what`, raise it as a SinkError naming table and day."""
-        self._rollback()
+        _rollback(self._conn)
         self._record_failure(f"publish of {table} {what}", stats)
         raise SinkError(f"publishing {self.schema}.{table} for day {self.day} {what}") from None
 
@@ -246,16 +247,6 @@ class DayRun:
             log.warning("final stats of run %s not recorded: %s", self.run_id, error_text(exc, self.spec))
 
     # ------------------------------------------------------------------ internals
-
-    def _prune(self) -> None:
-        """After the commit: old day partitions go (retention.py); the day is published either way."""
-        if self.retention_days is None or not any(self._partitioned.values()):
-            return
-        try:
-            prune_partitions(self._conn, self.schema, self.retention_days)
-        except Exception as exc:
-            self._rollback()
-            log.warning("published, but pruning old partitions failed: %s", error_text(exc, self.spec))
 
     def _what(self) -> str:
         where = f"{self.schema} on {self.spec.describe()}"
@@ -289,12 +280,6 @@ class DayRun:
         self._conn = None
         self._engine = None
 
-    def _rollback(self) -> None:
-        try:
-            self._conn.rollback()
-        except Exception:
-            log.debug("rollback failed", exc_info=True)
-
     def _require_running(self, action: str) -> None:
         if self.state != "running":
             raise SinkError(f"{action}() needs a running DayRun (inside `with`); {self!r}")
@@ -303,12 +288,12 @@ class DayRun:
         """Best effort: mark failed and drop staging; if the server is gone the next run cleans up."""
         self.state = "failed"
         try:
-            self._rollback()
+            _rollback(self._conn)
             self._staging.drop()
             self._log.finish("failed", self.spec.scrub(reason), None, None, None, self._payload(stats))
             self._conn.commit()
         except Exception as exc:
-            self._rollback()
+            _rollback(self._conn)
             log.warning("could not record failure of run %s: %s", self.run_id, error_text(exc, self.spec))
 
 
@@ -346,3 +331,18 @@ def _lock_failure(policy: LockPolicy, blockers: List[str]) -> str:
     return (f"could not take its lock within {policy.timeout_seconds:g} s in {policy.attempts} attempt(s); "
             f"blocked by {held}; the published day is unchanged")
 
+
+def _rollback(conn: Any) -> None:
+    try:
+        conn.rollback()
+    except Exception:
+        log.debug("rollback failed", exc_info=True)
+
+
+def _prune_after_publish(conn: Any, schema: str, retention_days: int, spec: ConnectionSpec) -> None:
+    """After the commit: old day partitions go (retention.py); the day is published either way."""
+    try:
+        prune_partitions(conn, schema, retention_days)
+    except Exception as exc:
+        _rollback(conn)
+        log.warning("published, but pruning old partitions failed: %s", error_text(exc, spec))
