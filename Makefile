@@ -14,7 +14,7 @@ DATE ?= 2026-11-19
 SIZE ?= default
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: setup jars run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars lock deps run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,16 @@ $(JARS_STAMP): requirements/pom.xml
 	env -u MAVEN_ARGS mvn -q -B -Dstyle.color=never $(MAVEN_ARGS) -f requirements/pom.xml \
 		dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(JARS)"
 	@touch $@
+
+# requirements/node.txt's direct dependencies resolved, transitive ones included, for the cluster's
+# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform x86_64-manylinux2014 \
+		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt -o requirements/node.lock
+
+# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB).
+deps: $(STAMP)
+	$(PY) deploy.py deps
 
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
