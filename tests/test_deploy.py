@@ -69,7 +69,7 @@ def test_package_writes_the_same_bytes_twice(capsys, tmp_path):
     assert code == 0
     version = json.loads(out)["version"]
     _run(capsys, "package", "--out", str(tmp_path / "b"))
-    for name in ("spark_app.zip", "process_data.py", "setup.sh", "emr.yaml", "requirements-node.txt"):
+    for name in ("spark_app.zip", "process_data.py", "setup.sh", "emr.yaml", "requirements-node.lock"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len(version) == 12
 
