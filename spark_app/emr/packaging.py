@@ -3,10 +3,10 @@
 Artifacts: `spark_app.zip` (what runs on the cluster: see `SHIPPED`, for `--py-files`),
 `process_data.py` (the entry point), the bootstrap scripts, the job's config file and the
 lock of the dependency archive (the archive itself, deps-<hash>.tar.gz, is built by
-spark_app.emr.deps and uploaded once per lock under <prefix>/deps/). Builds are reproducible - same sources, same bytes - because zip
-entries are sorted and carry a fixed timestamp and fixed permissions; so the version (a hash
-of every artifact's hash) changes exactly when something shipped changes, and an upload of
-an unchanged build sends nothing.
+spark_app.emr.deps and uploaded once per lock under <prefix>/deps/). Builds are reproducible -
+same sources, same bytes - because zip entries are sorted and carry a fixed timestamp and fixed
+permissions; so the version (a hash of every artifact's hash) changes exactly when something
+shipped changes, and an upload of an unchanged build sends nothing.
 """
 
 from __future__ import annotations
