@@ -1,4 +1,4 @@
-"""bootstrap/setup.sh: shellcheck-clean, installs nothing, refuses a node whose Python cannot load the archive.
+"""bootstrap/setup.sh: shellcheck-clean, installs nothing, refuses a node whose Python cannot load the deps.
 
 The script runs for real; the "python" given to it is a stand-in shell script that answers the
 version and machine a node would report (this machine is not an EMR node), and `aws`, `pip` and
@@ -29,7 +29,7 @@ def _write_exe(path: Path, text: str) -> Path:
 
 @pytest.fixture()
 def node(tmp_path):
-    """A fake node: bin/ with recording aws, pip and sudo stand-ins, and a python answering VERSION/MACHINE."""
+    """A fake node: bin/ with recording aws, pip, sudo stand-ins; a python answering VERSION/MACHINE."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls.log"

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Dict, List, Optional, Sequence
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence
 
 from spark_app.errors import ConfigError
 
@@ -170,3 +170,17 @@ def spark_conf(archive_uri: str, existing_pythonpath: Sequence[str] = ()) -> Dic
         "spark.yarn.appMasterEnv.PYTHONPATH": path,
         "spark.emr-serverless.driverEnv.PYTHONPATH": path,
     }
+
+
+def upload_archive(s3: Any, path: Path, bucket: str, key: str) -> bool:
+    """Put the archive at s3://bucket/key unless it is there already (its name is its content)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return False
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    s3.upload_file(str(path), bucket, key)
+    return True

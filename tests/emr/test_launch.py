@@ -98,7 +98,9 @@ def test_bootstrap_only_checks_the_configured_python_and_installs_nothing():
     assert _request()["BootstrapActions"] == [
         {
             "Name": "check python for the deps archive",
-            "ScriptBootstrapAction": {"Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh", "Args": ["/usr/bin/python3"]},
+            "ScriptBootstrapAction": {
+                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh", "Args": ["/usr/bin/python3"],
+            },
         }
     ]
 
@@ -263,7 +265,8 @@ def test_terminate_refuses_a_protected_cluster_unless_forced(moto_server):
     assert state in ("TERMINATING", "TERMINATED")
     plain = _running_cluster(client)
     terminate(client, plain)
-    assert client.describe_cluster(ClusterId=plain)["Cluster"]["Status"]["State"] in ("TERMINATING", "TERMINATED")
+    state = client.describe_cluster(ClusterId=plain)["Cluster"]["Status"]["State"]
+    assert state in ("TERMINATING", "TERMINATED")
 
 
 class _CancelStepsStandIn:
@@ -278,7 +281,8 @@ class _CancelStepsStandIn:
 
     def cancel_steps(self, **request):
         self.cancelled.append(request)
-        return {"CancelStepsInfoList": [{"StepId": request["StepIds"][0], "Status": "SUBMITTED", "Reason": ""}]}
+        info = {"StepId": request["StepIds"][0], "Status": "SUBMITTED", "Reason": ""}
+        return {"CancelStepsInfoList": [info]}
 
 
 def test_cancel_sends_cancel_steps_for_a_pending_step_and_refuses_a_finished_one(moto_server):
@@ -292,6 +296,7 @@ def test_cancel_sends_cancel_steps_for_a_pending_step_and_refuses_a_finished_one
     assert cancel_step(stand_in, cluster_id, step_id) == "SUBMITTED"
     assert stand_in.cancelled == [{"ClusterId": cluster_id, "StepIds": [step_id],
                                    "StepCancellationOption": "SEND_INTERRUPT"}]
+    # moto's steps never finish over HTTP: a finished step is answered by this stand-in
     finished = {"Step": {"Status": {"State": "COMPLETED"}}}
     done = type("Done", (), {"describe_step": lambda self, **kw: finished})()
     with pytest.raises(ConfigError, match="is COMPLETED: only a PENDING or RUNNING step"):
