@@ -68,7 +68,19 @@ class Sizing:
         }
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "explanation": self.explain()}
+
+    def explain(self) -> List[str]:
+        """The rule's arithmetic, step by step, as the text works its example."""
+        per, total = self.executors_per_node, self.total_executor_memory_gb
+        return [
+            f"executors per node: ({self.vcpu} vCPU - {DAEMON_CORES}) // {self.executor_cores} cores = {per}",
+            f"memory per executor: ({self.memory_gib} GiB - {DAEMON_MEMORY_GB}) // {per} = {total} GB",
+            f"heap: {total} x 0.9 rounded down = {self.executor_memory_gb} GB; overhead: {total} x 0.1 "
+            f"rounded up = {self.memory_overhead_gb} GB",
+            f"executor instances: {per} x {self.nodes} nodes - 1 (the driver) = {self.executor_instances}",
+            f"parallelism: {self.executor_instances} x {self.executor_cores} cores x 2 = {self.parallelism}",
+        ]
 
 
 @dataclass(frozen=True)
