@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -36,18 +36,24 @@ from spark_app.config import Config, load_config  # noqa: E402
 from spark_app.emr import deps, packaging, schedule, serverless, sizing  # noqa: E402
 from spark_app.emr import launch as emr_api  # noqa: E402
 from spark_app.emr import logs as emr_logs  # noqa: E402
+from spark_app.emr.aws_errors import explain_aws_error  # noqa: E402
 from spark_app.errors import ConfigError, PipelineError  # noqa: E402
 
 DIST = ROOT / "dist"
 LAST_LAUNCH = DIST / "last_launch.json"
 TARGETED = ("launch", "status", "logs", "cancel")
+HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<hash>.tar.gz from the lock",
+        "upload": "put the release and the deps archive on S3", "launch": "run a day on a new cluster or on "
+        "EMR Serverless", "submit": "add the step to a running cluster", "status": "state of the last run "
+        "(--wait follows it)", "logs": "probable cause of a failure (--stdout: the driver's stdout)",
+        "cancel": "cancel a pending or running step / job run", "terminate": "terminate a cluster",
+        "sizing": "executor sizing and whether it fits YARN", "schedule": "daily launch by EventBridge"}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    cmds = {name: sub.add_parser(name) for name in ("package", "deps", "upload", "launch", "submit", "status",
-                                                     "logs", "cancel", "terminate", "sizing", "schedule")}
+    cmds = {name: sub.add_parser(name, help=text) for name, text in HELP.items()}
     for p in cmds.values():
         p.add_argument("--conf", default="conf/emr.yaml", help="job config with an emr: section")
         p.add_argument("--dry-run", action="store_true", help="print the requests as JSON, send nothing")
@@ -194,21 +200,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _launch_serverless(args: argparse.Namespace, cfg: Config, version: str) -> int:
-    app_request = serverless.create_application_request(cfg, _table(cfg))
-    run = lambda app_id: serverless.start_job_run_request(  # noqa: E731
-        cfg, app_id, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg), _label(args))
-    if args.dry_run:
-        _dump({"create_application": app_request, "start_job_run": run("<application id>")})
-        return 0
-    if not args.version:
+    if not args.version and not args.dry_run:
         _require_uploaded(cfg, version)
-    client = serverless.client(cfg)
-    app_id, created = serverless.ensure_application(client, app_request)
-    run_id = serverless.start(client, run(app_id))
-    _remember({"target": "serverless", "application_id": app_id, "job_run_id": run_id})
-    verb = "created" if created else "reused"
-    print(f"started job run {run_id} on application {app_id} ({verb}; release {version})")
-    return _follow_serverless(args, cfg, app_id, run_id) if args.wait else 0
+    return serverless.cli_launch(cfg, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg),
+                                 _label(args), args, _remember)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -256,51 +251,46 @@ def _follow(args: argparse.Namespace, cfg: Config, cluster_id: str, step_id: Opt
     return 1
 
 
-def _diagnose_ec2(cfg: Config, cluster_id: str, step_id: Optional[str], reason: str) -> emr_logs.Diagnosis:
-    """Like mrjob: a failed bootstrap action first (the step never ran), else the step's logs."""
+def _diagnose_ec2(cfg: Config, cluster_id: str, step_id: Optional[str], reason: Optional[str]) -> Any:
+    """Like mrjob: the step's logs, or a failed bootstrap action's (the step never ran)."""
+    def reason_of() -> str:
+        return emr_api.status(emr_api.emr_client(cfg.emr), cluster_id).reason if reason is None else reason
+
+    names = [a["Name"] for a in emr_api.bootstrap_actions(cfg.emr, "v")]
     s3, log_uri = emr_api.s3_client(cfg.emr), emr_api.log_uri(cfg.emr)
-    if emr_logs.bootstrap_failed(reason) or not step_id:
-        names = [a["Name"] for a in emr_api.bootstrap_actions(cfg.emr, "v")]
-        return emr_logs.diagnose_bootstrap(s3, log_uri, cluster_id, reason, names)
-    return emr_logs.diagnose(s3, log_uri, cluster_id, step_id)
+    return emr_logs.diagnose_failure(s3, log_uri, cluster_id, step_id, names, reason_of)
 
 
-def _follow_serverless(args: argparse.Namespace, cfg: Config, app_id: str, run_id: str) -> int:
-    final = serverless.wait(serverless.client(cfg), app_id, run_id, timeout_seconds=args.timeout)
-    if final.ok:
+def _send(args: argparse.Namespace, plan: Any, act: Callable[[], Union[str, int]]) -> int:
+    """--dry-run prints the plan, sends nothing; else `act` runs: its text is printed or its code returned."""
+    if args.dry_run:
+        _dump(plan)
         return 0
-    if not final.done:
-        print(f"still {final.state} after {args.timeout:.0f} s", file=sys.stderr)
-        return 1
-    s3 = emr_api.s3_client(cfg.emr)
-    print(serverless.diagnose(s3, serverless.log_uri(cfg), app_id, run_id).render(), file=sys.stderr)
-    return 1
+    out = act()
+    if isinstance(out, str):
+        print(out)
+        return 0
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if _target(args, cfg) == "serverless":
         app_id, run_id = _ids(args, "application_id", "job_run_id")
-        if args.dry_run:
-            _dump([{"get_job_run": {"applicationId": app_id, "jobRunId": run_id}}])
-            return 0
+        plan = [{"get_job_run": {"applicationId": app_id, "jobRunId": run_id}}]
+        return _send(args, plan, lambda: serverless.cli_status(cfg, app_id, run_id, args.wait, args.timeout))
+    cluster_id, step_id = _ids(args, "cluster_id", "step_id")
+    calls: List[Dict[str, Any]] = [{"describe_cluster": {"ClusterId": cluster_id}}]
+    calls += [{"describe_step": {"ClusterId": cluster_id, "StepId": step_id}}] if step_id else []
+
+    def show() -> int:
         if args.wait:
-            return _follow_serverless(args, cfg, app_id, run_id)
-        now = serverless.status(serverless.client(cfg), app_id, run_id)
+            return _follow(args, cfg, cluster_id, step_id)
+        now = emr_api.status(emr_api.emr_client(cfg.emr), cluster_id, step_id)
         print(now.line())
         return 1 if now.done and not now.ok else 0
-    cluster_id, step_id = _ids(args, "cluster_id", "step_id")
-    if args.dry_run:
-        calls: List[Dict[str, Any]] = [{"describe_cluster": {"ClusterId": cluster_id}}]
-        if step_id:
-            calls.append({"describe_step": {"ClusterId": cluster_id, "StepId": step_id}})
-        _dump(calls)
-        return 0
-    if args.wait:
-        return _follow(args, cfg, cluster_id, step_id)
-    now = emr_api.status(emr_api.emr_client(cfg.emr), cluster_id, step_id)
-    print(now.line())
-    return 1 if now.done and not now.ok else 0
+
+    return _send(args, calls, show)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -308,32 +298,17 @@ def cmd_logs(args: argparse.Namespace) -> int:
     s3 = None if args.dry_run else emr_api.s3_client(cfg.emr)
     if _target(args, cfg) == "serverless":
         app_id, run_id = _ids(args, "application_id", "job_run_id")
-        stream = "stdout" if args.stdout else "stderr"
-        bucket, key = serverless.driver_log_key(serverless.log_uri(cfg), app_id, run_id, stream)
-        if args.dry_run:
-            _dump({"get_object": {"Bucket": bucket, "Key": key}})
-            return 0
-        if args.stdout:
-            print(emr_logs.read_gz(s3, bucket, key), end="")
-            return 0
-        diagnosis = serverless.diagnose(s3, serverless.log_uri(cfg), app_id, run_id)
-        print(diagnosis.render())
-        return 0 if diagnosis.logs_read else 1
+        return serverless.cli_logs(cfg, s3, app_id, run_id, args.stdout, args.dry_run)
     cluster_id, step_id = _ids(args, "cluster_id", "step_id")
     log_uri = emr_api.log_uri(emr_api.emr_section(cfg))
-    if args.dry_run:
-        bucket, key = emr_logs.step_stderr_key(log_uri, cluster_id, step_id or "<step>")
-        _dump({"get_object": {"Bucket": bucket, "Key": key}})
-        return 0
-    if args.stdout:
-        uri, text = emr_logs.driver_stdout(s3, log_uri, cluster_id, step_id)
-        print(text if uri else "No driver stdout on S3 yet (EMR copies logs every ~5 minutes).", end="")
-        return 0 if uri else 1
-    diagnosis = emr_logs.diagnose(s3, log_uri, cluster_id, step_id) if step_id else None
-    if diagnosis is None or diagnosis.cause is None:  # no step log or no cause: did a bootstrap action fail?
-        reason = emr_api.status(emr_api.emr_client(cfg.emr), cluster_id).reason
-        if emr_logs.bootstrap_failed(reason) or diagnosis is None:
-            diagnosis = _diagnose_ec2(cfg, cluster_id, None, reason)
+    bucket, key = emr_logs.step_stderr_key(log_uri, cluster_id, step_id or "<step>")
+    if args.dry_run or args.stdout:
+        def stdout() -> int:
+            uri, text = emr_logs.driver_stdout(s3, log_uri, cluster_id, step_id)
+            print(text if uri else "No driver stdout on S3 yet (EMR copies logs every ~5 minutes).", end="")
+            return 0 if uri else 1
+        return _send(args, {"get_object": {"Bucket": bucket, "Key": key}}, stdout)
+    diagnosis = _diagnose_ec2(cfg, cluster_id, step_id, None)
     print(diagnosis.render())
     return 0 if diagnosis.logs_read else 1
 
@@ -342,34 +317,24 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if _target(args, cfg) == "serverless":
         app_id, run_id = _ids(args, "application_id", "job_run_id")
-        if args.dry_run:
-            _dump({"cancel_job_run": {"applicationId": app_id, "jobRunId": run_id}})
-            return 0
-        print(serverless.cancel(serverless.client(cfg), app_id, run_id))
-        return 0
+        plan = {"cancel_job_run": {"applicationId": app_id, "jobRunId": run_id}}
+        return _send(args, plan, lambda: serverless.cancel(serverless.client(cfg), app_id, run_id))
     cluster_id, step_id = _ids(args, "cluster_id", "step_id")
     if not step_id:
         raise ConfigError("cancel needs --step-id (or an earlier launch recorded in dist/last_launch.json)")
-    if args.dry_run:
-        _dump({"cancel_steps": {"ClusterId": cluster_id, "StepIds": [step_id],
-                                "StepCancellationOption": "SEND_INTERRUPT"}})
-        return 0
-    print(f"step {step_id}: {emr_api.cancel_step(emr_api.emr_client(cfg.emr), cluster_id, step_id)}")
-    return 0
+    plan = {"cancel_steps": {"ClusterId": cluster_id, "StepIds": [step_id],
+                             "StepCancellationOption": emr_api.CANCEL}}
+    return _send(args, plan, lambda: emr_api.cancel_step(emr_api.emr_client(cfg.emr), cluster_id, step_id))
 
 
 def cmd_terminate(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cluster_id, _ = _ids(args, "cluster_id", "step_id")
-    if args.dry_run:
-        calls: List[Dict[str, Any]] = [{"describe_cluster": {"ClusterId": cluster_id}}]
-        if args.force:
-            unprotect = {"JobFlowIds": [cluster_id], "TerminationProtected": False}
-            calls.append({"set_termination_protection": unprotect})
-        _dump(calls + [{"terminate_job_flows": {"JobFlowIds": [cluster_id]}}])
-        return 0
-    print(emr_api.terminate(emr_api.emr_client(cfg.emr), cluster_id, force=args.force))
-    return 0
+    unprotect = {"JobFlowIds": [cluster_id], "TerminationProtected": False}
+    plan = [{"describe_cluster": {"ClusterId": cluster_id}}]
+    plan += [{"set_termination_protection": unprotect}] if args.force else []
+    plan += [{"terminate_job_flows": {"JobFlowIds": [cluster_id]}}]
+    return _send(args, plan, lambda: emr_api.terminate(emr_api.emr_client(cfg.emr), cluster_id, args.force))
 
 
 def cmd_sizing(args: argparse.Namespace) -> int:
@@ -410,30 +375,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "launch": cmd_launch,
             "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
             "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule}
-
-
-def explain_aws_error(exc: Exception) -> str:
-    """One line on what AWS refused and the likely cause, instead of a stack trace."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found: set AWS_PROFILE, or run `aws configure` / `aws sso login`"
-    if isinstance(exc, EndpointConnectionError):
-        where = exc.kwargs.get("endpoint_url")
-        return f"cannot reach {where}: check emr.region, emr.endpoint_url and the network"
-    if isinstance(exc, ClientError):
-        err, op = exc.response.get("Error", {}), exc.operation_name
-        code, msg = err.get("Code", "?"), err.get("Message", "")
-        hints = {
-            "AccessDenied": "the credentials in use lack this permission",
-            "AccessDeniedException": "the credentials in use lack this permission",
-            "NoSuchBucket": "the bucket does not exist (emr.bucket / emr.log_uri in the config)",
-            "ValidationException": "EMR rejected a field of the request; compare with --dry-run",
-            "InvalidRequestException": "EMR rejected the request; check the cluster or step id",
-            "ExpiredToken": "the session credentials expired: log in again",
-        }
-        return f"AWS refused {op} ({code}: {msg}); probable cause: {hints.get(code, 'see the message')}"
-    return str(exc)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

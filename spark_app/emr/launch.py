@@ -25,6 +25,7 @@ BOOTSTRAP_SCRIPT = "setup.sh"
 SPARK_MAJOR_MINOR = "3.5"  # EMR 7.x; pydeequ picks its Deequ build from SPARK_VERSION
 STEP_DONE = {"COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"}
 STEP_CANCELLABLE = {"PENDING", "RUNNING"}
+CANCEL = "SEND_INTERRUPT"  # CancelSteps: interrupt a running step's process, not only a pending one
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DONE = {"TERMINATED", "TERMINATED_WITH_ERRORS"}
 
@@ -322,8 +323,8 @@ def cancel_step(client: Any, cluster_id: str, step_id: str) -> str:
     if state not in STEP_CANCELLABLE:
         raise ConfigError(f"step {step_id} is {state}: only a PENDING or RUNNING step can be cancelled")
     answer = client.cancel_steps(ClusterId=cluster_id, StepIds=[step_id],
-                                 StepCancellationOption="SEND_INTERRUPT")["CancelStepsInfoList"][0]
-    return f"{answer['Status']}{': ' + answer['Reason'] if answer.get('Reason') else ''}"
+                                 StepCancellationOption=CANCEL)["CancelStepsInfoList"][0]
+    return f"step {step_id}: {answer['Status']}{': ' + answer['Reason'] if answer.get('Reason') else ''}"
 
 
 def terminate(client: Any, cluster_id: str, force: bool = False) -> str:

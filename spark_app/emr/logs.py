@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from spark_app.s3_uri import split_s3_uri
 
@@ -293,3 +293,16 @@ def diagnose_bootstrap(
         hint = failed[-1] if failed else reason
         return Diagnosis(Cause(0, summary, f"s3://{bucket}/{key}", lines[-TAIL_LINES:], hint), read)
     return Diagnosis(None, read)
+
+
+def diagnose_failure(s3: Any, log_uri: str, cluster_id: str, step_id: Optional[str],
+                     action_names: List[str], reason_of: Callable[[], str]) -> Diagnosis:
+    """The step's logs first; with no step, or no cause there and a reason blaming a bootstrap action,
+    the bootstrap action's node log. `reason_of` gives the cluster's state-change reason when needed."""
+    found = diagnose(s3, log_uri, cluster_id, step_id) if step_id else None
+    if found is not None and found.cause is not None:
+        return found
+    reason = reason_of()
+    if found is None or bootstrap_failed(reason):
+        return diagnose_bootstrap(s3, log_uri, cluster_id, reason, action_names)
+    return found

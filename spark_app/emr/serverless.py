@@ -219,3 +219,73 @@ def diagnose(s3: Any, uri: str, application_id: str, job_run_id: str) -> Diagnos
             raise
         return Diagnosis(None, [])
     return Diagnosis(best_cause(parse_container_stderr(text, "SPARK_DRIVER")), [f"s3://{bucket}/{key}"])
+
+
+# --------------------------------------------------------------------------- what deploy.py prints
+
+
+def cli_launch(cfg: Config, version: str, job_args: List[str], conf_name: str, table: Table, label: str,
+               opts: Any, remember: Callable[[Dict[str, str]], None]) -> int:
+    """`launch --target serverless`: create or reuse the application, start the run (opts: dry_run, wait,
+    timeout); the ids go to `remember` for status, logs and cancel."""
+    import json
+
+    app_request = create_application_request(cfg, table)
+    if opts.dry_run:
+        run = start_job_run_request(cfg, "<application id>", version, job_args, conf_name, table, label)
+        print(json.dumps({"create_application": app_request, "start_job_run": run}, indent=2, sort_keys=True))
+        return 0
+    sls = client(cfg)
+    app_id, created = ensure_application(sls, app_request)
+    run_id = start(sls, start_job_run_request(cfg, app_id, version, job_args, conf_name, table, label))
+    remember({"target": "serverless", "application_id": app_id, "job_run_id": run_id})
+    print(f"started job run {run_id} on application {app_id} ({'created' if created else 'reused'}; "
+          f"release {version})")
+    return follow(cfg, app_id, run_id, opts.timeout) if opts.wait else 0
+
+
+def follow(cfg: Config, application_id: str, job_run_id: str, timeout: Optional[float]) -> int:
+    """`status --wait`: follow the run; on failure print the driver log's probable cause. Exit code."""
+    import sys
+
+    final = wait(client(cfg), application_id, job_run_id, timeout_seconds=timeout)
+    if final.ok:
+        return 0
+    if not final.done:
+        print(f"still {final.state} after {timeout:.0f} s", file=sys.stderr)
+        return 1
+    s3 = _s3(cfg)
+    print(diagnose(s3, log_uri(cfg), application_id, job_run_id).render(), file=sys.stderr)
+    return 1
+
+
+def cli_status(cfg: Config, application_id: str, job_run_id: str, wait_: bool,
+               timeout: Optional[float]) -> int:
+    if wait_:
+        return follow(cfg, application_id, job_run_id, timeout)
+    now = status(client(cfg), application_id, job_run_id)
+    print(now.line())
+    return 1 if now.done and not now.ok else 0
+
+
+def cli_logs(cfg: Config, s3: Any, application_id: str, job_run_id: str, stdout: bool, dry_run: bool) -> int:
+    """`logs`: the driver's probable cause (stderr.gz), or with `stdout` the driver's stdout as it is."""
+    import json
+
+    bucket, key = driver_log_key(log_uri(cfg), application_id, job_run_id, "stdout" if stdout else "stderr")
+    if dry_run:
+        print(json.dumps({"get_object": {"Bucket": bucket, "Key": key}}, indent=2, sort_keys=True))
+        return 0
+    if stdout:
+        print(read_gz(s3, bucket, key), end="")
+        return 0
+    diagnosis = diagnose(s3, log_uri(cfg), application_id, job_run_id)
+    print(diagnosis.render())
+    return 0 if diagnosis.logs_read else 1
+
+
+def _s3(cfg: Config) -> Any:
+    import boto3
+
+    emr = emr_section(cfg)
+    return boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)

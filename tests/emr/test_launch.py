@@ -293,7 +293,7 @@ def test_cancel_sends_cancel_steps_for_a_pending_step_and_refuses_a_finished_one
     stand_in = _CancelStepsStandIn(client)
     state = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]["State"]
     assert state in ("PENDING", "RUNNING")  # moto's steps stay where they start
-    assert cancel_step(stand_in, cluster_id, step_id) == "SUBMITTED"
+    assert cancel_step(stand_in, cluster_id, step_id) == f"step {step_id}: SUBMITTED"
     assert stand_in.cancelled == [{"ClusterId": cluster_id, "StepIds": [step_id],
                                    "StepCancellationOption": "SEND_INTERRUPT"}]
     # moto's steps never finish over HTTP: a finished step is answered by this stand-in
