@@ -69,6 +69,7 @@ bench: $(STAMP)
 
 package: $(STAMP)
 	$(PY) deploy.py package
+	$(PY) deploy.py deps
 
 deploy: package
 	$(PY) deploy.py upload --conf $(or $(DEPLOY_CONF),conf/emr.yaml)
