@@ -24,7 +24,7 @@ TRINO_VERSION ?= 476
 TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
 TRINO_STAMP := $(TRINO_HOME)/.installed
 
-.PHONY: setup jars trino chromium run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars trino chromium lock deps run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -58,10 +58,20 @@ chromium:
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
+# requirements/node.txt's direct dependencies resolved, transitive ones included, for the cluster's
+# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform x86_64-manylinux2014 \
+		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt -o requirements/node.lock
+
+# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB).
+deps: $(STAMP)
+	$(PY) deploy.py deps
+
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP) $(TRINO_STAMP) chromium
+test: $(STAMP) $(TRINO_STAMP) chromium deps
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
@@ -73,6 +83,7 @@ bench: $(STAMP) $(TRINO_STAMP)
 
 package: $(STAMP)
 	$(PY) deploy.py package
+	$(PY) deploy.py deps
 
 deploy: package
 	$(PY) deploy.py upload --conf $(or $(DEPLOY_CONF),conf/emr.yaml)

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Ship the job to EMR: package, upload, launch or submit, follow, diagnose, size, schedule.
+"""Ship the job to EMR on EC2 or EMR Serverless: package, upload, launch, follow, diagnose, size, schedule.
 
-    deploy.py package                                   # dist/: zip, entry point, bootstrap, conf
-    deploy.py upload --conf conf/emr.yaml               # s3://<bucket>/<prefix>/<version>/ + manifest
-    deploy.py launch --conf conf/emr.yaml --date 2026-11-19 [--wait]
+    deploy.py package                                   # dist/: zip, entry point, bootstrap, conf, lock
+    deploy.py deps                                      # dist/deps-<hash>.tar.gz from requirements/node.lock
+    deploy.py upload --conf conf/emr.yaml               # s3://<bucket>/<prefix>/<version>/ + deps + manifest
+    deploy.py launch --conf conf/emr.yaml --date 2026-11-19 [--target serverless] [--wait]
     deploy.py submit --conf conf/emr.yaml --cluster-id j-XXX --date 2026-11-19
-    deploy.py status --conf conf/emr.yaml [--cluster-id j-XXX --step-id s-XXX] [--wait]
-    deploy.py logs --conf conf/emr.yaml [--cluster-id j-XXX --step-id s-XXX]
+    deploy.py status --conf conf/emr.yaml [--target serverless] [ids] [--wait]
+    deploy.py logs --conf conf/emr.yaml [--target serverless] [ids] [--stdout]
+    deploy.py cancel --conf conf/emr.yaml [--target serverless] [ids]
+    deploy.py terminate --conf conf/emr.yaml --cluster-id j-XXX [--force]
     deploy.py sizing --instance-type r5.12xlarge --nodes 19
-    deploy.py schedule --conf conf/emr.yaml
+    deploy.py schedule --conf conf/emr.yaml             # emr.schedule.target: ec2 or serverless
     deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
+
+ids: --cluster-id/--step-id (ec2) or --application-id/--job-run-id (serverless); default: the
+last launch from this machine.
 
 Every command takes --dry-run: print, as JSON, the exact requests it would send, send nothing.
 Exit codes: 0 done, 1 failed (the step, or AWS refused: the probable cause is printed),
@@ -22,48 +28,31 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from spark_app.config import Config, load_config  # noqa: E402
+from spark_app.emr import (  # noqa: E402
+    commands,  # noqa: E402
+    deps,
+    packaging,
+    schedule,
+    serverless,
+    sizing,
+)
 from spark_app.emr import launch as emr_api  # noqa: E402
 from spark_app.emr import logs as emr_logs  # noqa: E402
-from spark_app.emr import packaging, schedule, sizing  # noqa: E402
+from spark_app.emr.aws_errors import explain_aws_error  # noqa: E402
 from spark_app.errors import ConfigError, PipelineError  # noqa: E402
 
-LAST_LAUNCH = ROOT / "dist" / "last_launch.json"
+DIST = ROOT / "dist"
+LAST_LAUNCH = DIST / "last_launch.json"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="deploy.py", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmds = {name: sub.add_parser(name) for name in
-            ("package", "upload", "launch", "submit", "status", "logs", "sizing", "schedule",
-             "quarantine-expiry")}
-    for p in cmds.values():
-        p.add_argument("--conf", default="conf/emr.yaml", help="job config with an emr: section")
-        p.add_argument("--dry-run", action="store_true", help="print the requests as JSON, send nothing")
-    cmds["package"].add_argument("--out", default=str(ROOT / "dist"))
-    for name in ("launch", "submit"):
-        p = cmds[name]
-        p.add_argument("--pipeline", help="default: emr.schedule.pipeline")
-        p.add_argument("--date")
-        p.add_argument("--from", dest="date_from")
-        p.add_argument("--to", dest="date_to")
-        p.add_argument("--version", help="release to run (default: the local build's version)")
-    cmds["submit"].add_argument("--cluster-id", required=True)
-    for name in ("launch", "status"):
-        cmds[name].add_argument("--wait", action="store_true", help="follow until the step is done")
-        cmds[name].add_argument("--timeout", type=float, help="stop following after this many seconds")
-    for name in ("status", "logs"):
-        cmds[name].add_argument("--cluster-id", help="default: the last launch from this machine")
-        cmds[name].add_argument("--step-id", help="default: the last launch's step")
-    cmds["sizing"].add_argument("--instance-type", help="default: emr.core.instance_type")
-    cmds["sizing"].add_argument("--nodes", type=int, help="core nodes (default: emr.core.count)")
-    cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
-    return parser.parse_args(list(argv))
+    return commands.parser(__doc__.split("\n\n")[0], str(DIST)).parse_args(list(argv))
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -91,23 +80,49 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deps(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        lock = deps.lock_path(ROOT)
+        wheels = ROOT / deps.WHEELS
+        fetch = deps.pip_download_command(lock, wheels, args.cache_dir)
+        fill = deps.pip_install_command(lock, Path("<tmp>") / deps.ALIAS, wheels)
+        _dump({"archive": str(Path(args.out) / deps.archive_name(deps.read_lock(ROOT))),
+               "pip": [fetch[1:], fill[1:]]})
+        return 0
+    _dump(deps.build_archive(ROOT, args.out, Path(args.cache_dir) if args.cache_dir else None).describe())
+    return 0
+
+
+def _templates(cfg: Config, version: str, conf_name: str) -> List[packaging.Artifact]:
+    extra = [schedule.launch_template(cfg, version, conf_name, _table(cfg))]
+    if cfg.emr.serverless is not None:
+        extra += schedule.serverless_templates(cfg, version, conf_name, _table(cfg))
+    return extra
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
     cfg = _config(args)
     emr = emr_api.emr_section(cfg)
     release = _build(args)
-    template = schedule.launch_template(cfg, release.version, Path(args.conf).name, _table(cfg))
-    extra = [template]
+    extra = _templates(cfg, release.version, Path(args.conf).name)
     if emr_api.ships_release_deequ_jar(cfg):  # no emr.deequ_jar: the fetched jar goes beside the release
         extra.append(packaging.deequ_jar_artifact(ROOT))
+    archive = DIST / deps.archive_name(deps.read_lock(ROOT))
+    bucket, key = emr_api.deps_uri(emr)[len("s3://"):].split("/", 1)
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},
                  "ContentLength": len(a.data)} for a in release.artifacts + extra]
+        puts.append({"Bucket": bucket, "Key": key, "Body": str(archive)})
         manifest = {"Bucket": emr.bucket, "Key": packaging.manifest_key(emr.prefix)}
         _dump({"put_object": puts, "manifest": manifest})
         return 0
-    report = packaging.upload(emr_api.s3_client(emr), release, emr.bucket, emr.prefix, extra=extra)
-    _dump(report.__dict__)
+    if not archive.is_file():
+        raise ConfigError(f"{archive}: the dependency archive is not built; run `make deps` first")
+    s3 = emr_api.s3_client(emr)
+    sent = deps.upload_archive(s3, archive, bucket, key)
+    report = packaging.upload(s3, release, emr.bucket, emr.prefix, extra=extra)
+    _dump({**report.__dict__, "deps": {"key": key, "uploaded": sent}})
     return 0
 
 
@@ -131,9 +146,18 @@ def _require_uploaded(cfg: Config, version: str) -> None:
         )
 
 
+def _target(args: argparse.Namespace, cfg: Config) -> str:
+    if args.target:
+        return args.target
+    last = json.loads(LAST_LAUNCH.read_text()) if args.command != "launch" and LAST_LAUNCH.is_file() else {}
+    return last.get("target") or emr_api.emr_section(cfg).schedule.target
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     cfg = _config(args)
     version = args.version or _build(args).version
+    if _target(args, cfg) == "serverless":
+        return _launch_serverless(args, cfg, version)
     request = emr_api.run_job_flow_request(
         cfg, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg), label=_label(args)
     )
@@ -144,9 +168,16 @@ def cmd_launch(args: argparse.Namespace) -> int:
         _require_uploaded(cfg, version)
     client = emr_api.emr_client(cfg.emr)
     launched = emr_api.launch(client, request)
-    _remember(launched.cluster_id, launched.step_ids[-1])
+    _remember({"target": "ec2", "cluster_id": launched.cluster_id, "step_id": launched.step_ids[-1]})
     print(f"launched cluster {launched.cluster_id}, step {launched.step_ids[-1]} (release {version})")
     return _follow(args, cfg, launched.cluster_id, launched.step_ids[-1]) if args.wait else 0
+
+
+def _launch_serverless(args: argparse.Namespace, cfg: Config, version: str) -> int:
+    if not args.version and not args.dry_run:
+        _require_uploaded(cfg, version)
+    return serverless.cli_launch(cfg, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg),
+                                 _label(args), args, _remember)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -161,23 +192,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if not args.version:
         _require_uploaded(cfg, version)
     step_id = emr_api.submit(emr_api.emr_client(cfg.emr), args.cluster_id, step)
-    _remember(args.cluster_id, step_id)
+    _remember({"target": "ec2", "cluster_id": args.cluster_id, "step_id": step_id})
     print(f"submitted step {step_id} to cluster {args.cluster_id} (release {version})")
     return 0
 
 
-def _remember(cluster_id: str, step_id: str) -> None:
+def _remember(ids: Dict[str, str]) -> None:
     LAST_LAUNCH.parent.mkdir(parents=True, exist_ok=True)
-    LAST_LAUNCH.write_text(json.dumps({"cluster_id": cluster_id, "step_id": step_id}) + "\n")
+    LAST_LAUNCH.write_text(json.dumps(ids) + "\n")
 
 
-def _ids(args: argparse.Namespace) -> tuple:
-    if args.cluster_id:
-        return args.cluster_id, args.step_id
-    if not LAST_LAUNCH.is_file():
-        raise ConfigError("no --cluster-id given and no earlier launch recorded in dist/last_launch.json")
-    last = json.loads(LAST_LAUNCH.read_text())
-    return last["cluster_id"], args.step_id or last.get("step_id")
+def _ids(args: argparse.Namespace, first: str, second: str) -> tuple:
+    """(first, second) ids from the arguments, else from the last launch of the same target."""
+    given = getattr(args, first), getattr(args, second)
+    if given[0]:
+        return given
+    last = json.loads(LAST_LAUNCH.read_text()) if LAST_LAUNCH.is_file() else {}
+    if not last.get(first):
+        flag = "--" + first.replace("_", "-")
+        raise ConfigError(f"no {flag} given and no earlier launch recorded in dist/last_launch.json")
+    return last[first], given[1] or last.get(second)
 
 
 def _follow(args: argparse.Namespace, cfg: Config, cluster_id: str, step_id: Optional[str]) -> int:
@@ -187,41 +221,94 @@ def _follow(args: argparse.Namespace, cfg: Config, cluster_id: str, step_id: Opt
     if not final.done:
         print(f"still {final.step_state or final.cluster_state} after {args.timeout:.0f} s", file=sys.stderr)
         return 1
-    if step_id:  # like mrjob: on failure, say why
-        s3, log_uri = emr_api.s3_client(cfg.emr), emr_api.log_uri(cfg.emr)
-        print(emr_logs.diagnose(s3, log_uri, cluster_id, step_id).render(), file=sys.stderr)
+    print(_diagnose_ec2(cfg, cluster_id, step_id, final.reason).render(), file=sys.stderr)
     return 1
+
+
+def _diagnose_ec2(cfg: Config, cluster_id: str, step_id: Optional[str], reason: Optional[str]) -> Any:
+    """Like mrjob: the step's logs, or a failed bootstrap action's (the step never ran)."""
+    def reason_of() -> str:
+        return emr_api.status(emr_api.emr_client(cfg.emr), cluster_id).reason if reason is None else reason
+
+    names = [a["Name"] for a in emr_api.bootstrap_actions(cfg.emr, "v")]
+    s3, log_uri = emr_api.s3_client(cfg.emr), emr_api.log_uri(cfg.emr)
+    return emr_logs.diagnose_failure(s3, log_uri, cluster_id, step_id, names, reason_of)
+
+
+def _send(args: argparse.Namespace, plan: Any, act: Callable[[], Union[str, int]]) -> int:
+    """--dry-run prints the plan, sends nothing; else `act` runs: its text is printed or its code returned."""
+    if args.dry_run:
+        _dump(plan)
+        return 0
+    out = act()
+    if isinstance(out, str):
+        print(out)
+        return 0
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    cluster_id, step_id = _ids(args)
-    if args.dry_run:
-        calls: List[Dict[str, Any]] = [{"describe_cluster": {"ClusterId": cluster_id}}]
-        if step_id:
-            calls.append({"describe_step": {"ClusterId": cluster_id, "StepId": step_id}})
-        _dump(calls)
-        return 0
-    if args.wait:
-        return _follow(args, cfg, cluster_id, step_id)
-    now = emr_api.status(emr_api.emr_client(cfg.emr), cluster_id, step_id)
-    print(now.line())
-    return 1 if now.done and not now.ok else 0
+    if _target(args, cfg) == "serverless":
+        app_id, run_id = _ids(args, "application_id", "job_run_id")
+        plan = [{"get_job_run": {"applicationId": app_id, "jobRunId": run_id}}]
+        return _send(args, plan, lambda: serverless.cli_status(cfg, app_id, run_id, args.wait, args.timeout))
+    cluster_id, step_id = _ids(args, "cluster_id", "step_id")
+    calls: List[Dict[str, Any]] = [{"describe_cluster": {"ClusterId": cluster_id}}]
+    calls += [{"describe_step": {"ClusterId": cluster_id, "StepId": step_id}}] if step_id else []
+
+    def show() -> int:
+        if args.wait:
+            return _follow(args, cfg, cluster_id, step_id)
+        now = emr_api.status(emr_api.emr_client(cfg.emr), cluster_id, step_id)
+        print(now.line())
+        return 1 if now.done and not now.ok else 0
+
+    return _send(args, calls, show)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    cluster_id, step_id = _ids(args)
-    if not step_id:
-        raise ConfigError("logs needs --step-id (or an earlier launch recorded in dist/last_launch.json)")
+    s3 = None if args.dry_run else emr_api.s3_client(cfg.emr)
+    if _target(args, cfg) == "serverless":
+        app_id, run_id = _ids(args, "application_id", "job_run_id")
+        return serverless.cli_logs(cfg, s3, app_id, run_id, args.stdout, args.dry_run)
+    cluster_id, step_id = _ids(args, "cluster_id", "step_id")
     log_uri = emr_api.log_uri(emr_api.emr_section(cfg))
-    if args.dry_run:
-        bucket, key = emr_logs.step_stderr_key(log_uri, cluster_id, step_id)
-        _dump({"get_object": {"Bucket": bucket, "Key": key}})
-        return 0
-    diagnosis = emr_logs.diagnose(emr_api.s3_client(cfg.emr), log_uri, cluster_id, step_id)
+    bucket, key = emr_logs.step_stderr_key(log_uri, cluster_id, step_id or "<step>")
+    if args.dry_run or args.stdout:
+        def stdout() -> int:
+            uri, text = emr_logs.driver_stdout(s3, log_uri, cluster_id, step_id)
+            print(text if uri else "No driver stdout on S3 yet (EMR copies logs every ~5 minutes).", end="")
+            return 0 if uri else 1
+        return _send(args, {"get_object": {"Bucket": bucket, "Key": key}}, stdout)
+    diagnosis = _diagnose_ec2(cfg, cluster_id, step_id, None)
     print(diagnosis.render())
     return 0 if diagnosis.logs_read else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    if _target(args, cfg) == "serverless":
+        app_id, run_id = _ids(args, "application_id", "job_run_id")
+        plan = {"cancel_job_run": {"applicationId": app_id, "jobRunId": run_id}}
+        return _send(args, plan, lambda: serverless.cancel(serverless.client(cfg), app_id, run_id))
+    cluster_id, step_id = _ids(args, "cluster_id", "step_id")
+    if not step_id:
+        raise ConfigError("cancel needs --step-id (or an earlier launch recorded in dist/last_launch.json)")
+    plan = {"cancel_steps": {"ClusterId": cluster_id, "StepIds": [step_id],
+                             "StepCancellationOption": emr_api.CANCEL}}
+    return _send(args, plan, lambda: emr_api.cancel_step(emr_api.emr_client(cfg.emr), cluster_id, step_id))
+
+
+def cmd_terminate(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    cluster_id, _ = _ids(args, "cluster_id", "step_id")
+    unprotect = {"JobFlowIds": [cluster_id], "TerminationProtected": False}
+    plan = [{"describe_cluster": {"ClusterId": cluster_id}}]
+    plan += [{"set_termination_protection": unprotect}] if args.force else []
+    plan += [{"terminate_job_flows": {"JobFlowIds": [cluster_id]}}]
+    return _send(args, plan, lambda: emr_api.terminate(emr_api.emr_client(cfg.emr), cluster_id, args.force))
 
 
 def cmd_sizing(args: argparse.Namespace) -> int:
@@ -232,7 +319,11 @@ def cmd_sizing(args: argparse.Namespace) -> int:
     if not itype or not nodes:
         raise ConfigError("give --instance-type and --nodes (or a --conf with emr.core)")
     result = sizing.compute_sizing(itype, nodes, _table(cfg))
-    _dump({**result.as_dict(), "spark-defaults": result.spark_defaults()})
+    workers = sizing.serverless_workers(result)
+    fit = result.yarn
+    verdict = "fits YARN" if fit.rule_fits else "does not fit YARN: " + "; ".join(fit.cuts)
+    _dump({**result.as_dict(), "fits": verdict, "spark-defaults": result.spark_defaults(),
+           "serverless": {**workers.__dict__, "maximumCapacity": workers.max_capacity()}})
     return 0
 
 
@@ -244,16 +335,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     kw = {"region_name": emr.region, "endpoint_url": emr.endpoint_url}
     account = "<account>" if args.dry_run else boto3.client("sts", **kw).get_caller_identity()["Account"]
     sched = emr.schedule
+    if sched.target == "serverless":
+        serverless.serverless_section(cfg)  # the section must be there before anything is created
     if args.dry_run:
-        _dump({
-            "role_policy": schedule.launcher_policy(emr, account),
-            "function": {"FunctionName": sched.function_name, "Handler": schedule.HANDLER,
-                         "Runtime": sched.lambda_runtime, "Environment": {"Variables": {
-                             schedule.ENV_BUCKET: emr.bucket, schedule.ENV_PREFIX: emr.prefix.strip("/")}}},
-            "rule": {"Name": sched.rule_name, "ScheduleExpression": sched.cron, "State": "ENABLED"},
-            "target": {"Rule": sched.rule_name, "Id": "launcher", "Arn": f"<function {sched.function_name}>"},
-            "permission": {"Principal": "events.amazonaws.com", "Action": "lambda:InvokeFunction"},
-        })
+        _dump(schedule.plan(emr, account))
         return 0
     iam, lam, events = (boto3.client(s, **kw) for s in ("iam", "lambda", "events"))
     done = schedule.deploy_schedule(emr, iam, lam, events, account)
@@ -279,33 +364,10 @@ def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"package": cmd_package, "upload": cmd_upload, "launch": cmd_launch, "submit": cmd_submit,
-            "status": cmd_status, "logs": cmd_logs, "sizing": cmd_sizing, "schedule": cmd_schedule,
+COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "launch": cmd_launch,
+            "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
+            "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule,
             "quarantine-expiry": cmd_quarantine_expiry}
-
-
-def explain_aws_error(exc: Exception) -> str:
-    """One line on what AWS refused and the likely cause, instead of a stack trace."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-
-    if isinstance(exc, NoCredentialsError):
-        return "no AWS credentials found: set AWS_PROFILE, or run `aws configure` / `aws sso login`"
-    if isinstance(exc, EndpointConnectionError):
-        where = exc.kwargs.get("endpoint_url")
-        return f"cannot reach {where}: check emr.region, emr.endpoint_url and the network"
-    if isinstance(exc, ClientError):
-        err, op = exc.response.get("Error", {}), exc.operation_name
-        code, msg = err.get("Code", "?"), err.get("Message", "")
-        hints = {
-            "AccessDenied": "the credentials in use lack this permission",
-            "AccessDeniedException": "the credentials in use lack this permission",
-            "NoSuchBucket": "the bucket does not exist (emr.bucket / emr.log_uri in the config)",
-            "ValidationException": "EMR rejected a field of the request; compare with --dry-run",
-            "InvalidRequestException": "EMR rejected the request; check the cluster or step id",
-            "ExpiredToken": "the session credentials expired: log in again",
-        }
-        return f"AWS refused {op} ({code}: {msg}); probable cause: {hints.get(code, 'see the message')}"
-    return str(exc)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -224,6 +224,22 @@ class ScheduleConfig:
     lambda_role_arn: Optional[str] = None
     pipeline: str = "catalog_match_rate"  # what the scheduled launch runs
     lambda_runtime: str = "python3.12"
+    target: Literal["ec2", "serverless"] = "ec2"  # a transient EMR cluster, or a job run on EMR Serverless
+
+
+@dataclass(frozen=True)
+class ServerlessConfig:
+    """EMR Serverless: the application (created or reused by name) and the role its job runs take."""
+
+    execution_role_arn: str
+    application_name: str = "catalog-match-rate"
+    release_label: Optional[str] = None  # default: emr.release_label
+    architecture: Literal["X86_64"] = "X86_64"  # the deps archive holds x86_64 wheels
+    idle_timeout_minutes: int = 15  # auto-stop of the application
+    max_cpu: Optional[str] = None  # default: the sized workers, e.g. "28 vCPU"
+    max_memory: Optional[str] = None  # e.g. "210 GB"
+    log_uri: Optional[str] = None  # default: s3://<bucket>/<prefix>/serverless-logs/
+    spark_conf: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -249,6 +265,7 @@ class EmrConfig:
     spark_conf: Dict[str, str] = field(default_factory=dict)
     instance_types: Dict[str, Dict[str, float]] = field(default_factory=dict)  # type -> {vcpu, memory_gib}
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    serverless: Optional[ServerlessConfig] = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""bootstrap/setup.sh: shellcheck-clean, installs the pinned requirements, fails loudly naming the cause.
+"""bootstrap/setup.sh: shellcheck-clean, installs nothing, refuses a node whose Python cannot load the deps.
 
-The script runs for real with stand-ins for `aws` and `sudo` first on PATH: `aws s3 cp` copies
-from a local folder standing for the bucket, `sudo` runs its command unprivileged, and the
-"python" given to the script is a small shell script that records the pip arguments it got.
+The script runs for real; the "python" given to it is a stand-in shell script that answers the
+version and machine a node would report (this machine is not an EMR node), and `aws`, `pip` and
+`sudo` stand-ins on PATH record any call, which must not happen: the node never reaches PyPI.
 """
 
 from __future__ import annotations
@@ -29,25 +29,18 @@ def _write_exe(path: Path, text: str) -> Path:
 
 @pytest.fixture()
 def node(tmp_path):
-    """A fake node: bin/ with aws, sudo and python stand-ins; bucket/ standing for S3."""
-    bin_dir, bucket = tmp_path / "bin", tmp_path / "bucket"
+    """A fake node: bin/ with recording aws, pip, sudo stand-ins; a python answering VERSION/MACHINE."""
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    bucket.mkdir()
-    _write_exe(
-        bin_dir / "aws",
-        f'#!/usr/bin/env bash\nset -e\n[ "$1 $2" = "s3 cp" ] || exit 9\nshift 2\n'
-        f'[ "$1" = "--only-show-errors" ] && shift\nsrc="${{1#s3://}}"\ncp "{bucket}/$src" "$2"\n',
-    )
-    _write_exe(bin_dir / "sudo", '#!/usr/bin/env bash\nexec "$@"\n')
-    log = tmp_path / "pip.log"
+    calls = tmp_path / "calls.log"
+    for name in ("aws", "pip", "pip3", "sudo"):
+        _write_exe(bin_dir / name, f'#!/usr/bin/env bash\necho "{name} $*" >> "{calls}"\n')
     python = _write_exe(
         bin_dir / "python-node",
-        f'#!/usr/bin/env bash\nif [ "$1" = "--version" ]; then echo "Python 3.9.16"; exit 0; fi\n'
-        f'if [ "$1" = "-m" ]; then echo "$@" >> "{log}"; for a in "$@"; do '
-        f'[ -f "$a" ] && cp "$a" "{tmp_path}/installed.txt"; done; exit "${{PIP_EXIT:-0}}"; fi\nexit 0\n',
+        '#!/usr/bin/env bash\n[ "$1" = "-c" ] || exit 9\necho "${VERSION:-3.9} ${MACHINE:-x86_64}"\n',
     )
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    return {"bucket": bucket, "python": python, "log": log, "env": env, "dir": tmp_path}
+    return {"python": python, "calls": calls, "env": env}
 
 
 def _run(node, *args, **env):
@@ -64,35 +57,25 @@ def test_shellcheck_is_clean():
     assert res.returncode == 0, res.stdout
 
 
-def test_installs_the_downloaded_requirements_with_the_given_python(node):
-    (node["bucket"] / "art" / "v1").mkdir(parents=True)
-    (node["bucket"] / "art" / "v1" / "requirements-node.txt").write_text("pyyaml==6.0.2\n")
-    res = _run(node, "s3://art/v1/requirements-node.txt", str(node["python"]))
+def test_a_python_3_9_x86_64_node_passes_without_installing_or_downloading_anything(node):
+    res = _run(node, str(node["python"]))
     assert res.returncode == 0, res.stderr
-    pip_args = node["log"].read_text().split()
-    assert pip_args[:3] == ["-m", "pip", "install"]
-    assert "-r" in pip_args and "--no-cache-dir" in pip_args
-    assert (node["dir"] / "installed.txt").read_text() == "pyyaml==6.0.2\n"
-    assert "setup.sh: done" in res.stdout
+    assert "is Python 3.9 on x86_64: the dependency archive fits" in res.stdout
+    assert not node["calls"].exists()
 
 
-def test_a_missing_requirements_object_fails_naming_the_uri(node):
-    res = _run(node, "s3://art/nope/requirements-node.txt", str(node["python"]))
+def test_another_python_fails_the_bootstrap_naming_the_version(node):
+    res = _run(node, str(node["python"]), VERSION="3.11")
     assert res.returncode == 1
-    assert "FAILED: could not download s3://art/nope/requirements-node.txt" in res.stderr
-    assert not node["log"].exists()
+    assert "is Python 3.11; the dependency archive is built for CPython 3.9" in res.stderr
 
 
-def test_a_failing_pip_fails_the_bootstrap(node):
-    (node["bucket"] / "r.txt").write_text("nonexistent-package==0\n")
-    res = _run(node, "s3://r.txt", str(node["python"]), PIP_EXIT="1")
+def test_an_arm_node_fails_the_bootstrap(node):
+    res = _run(node, str(node["python"]), MACHINE="aarch64")
     assert res.returncode == 1
-    assert "FAILED: pip install -r s3://r.txt" in res.stderr
+    assert "this node is aarch64; the dependency archive holds x86_64 wheels" in res.stderr
 
 
-def test_bad_arguments_are_refused(node):
-    assert "usage: setup.sh" in _run(node).stderr
-    res = _run(node, "/local/path.txt", str(node["python"]))
-    assert res.returncode == 1 and "is not an s3:// URI" in res.stderr
-    res = _run(node, "s3://b/r.txt", "/no/such/python")
+def test_a_missing_python_is_named(node):
+    res = _run(node, "/no/such/python")
     assert res.returncode == 1 and "'/no/such/python' not found" in res.stderr

@@ -1,7 +1,12 @@
-"""deploy.py end to end against moto's server: dry runs print what is then really sent."""
+"""deploy.py end to end against moto's server: dry runs print what is then really sent.
+
+The dependency archive (about 90 MB, built and checked in tests/emr/test_deps.py) is stood in for
+here by a small file of the same name in a temporary dist/: upload only moves its bytes.
+"""
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import io
 import json
@@ -13,7 +18,10 @@ import boto3
 import pytest
 import yaml
 
+from spark_app.emr import deps
 from tests.support.paths import DATA, ROOT
+
+ROLE = "arn:aws:iam::123456789012:role/cmr-serverless-job"
 
 
 def _load_deploy():
@@ -36,10 +44,15 @@ def env(moto_server, tmp_path, monkeypatch):
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
     conf = yaml.safe_load((ROOT / "conf" / "emr.yaml").read_text())
-    conf["emr"].update({"bucket": bucket, "endpoint_url": moto_server.endpoint_url})
+    conf["emr"].update({"bucket": bucket, "endpoint_url": moto_server.endpoint_url,
+                        "serverless": {"execution_role_arn": ROLE, "application_name": f"cmr-{bucket}"}})
     path = tmp_path / "emr.yaml"
     path.write_text(yaml.safe_dump(conf))
     monkeypatch.setattr(deploy, "LAST_LAUNCH", tmp_path / "last_launch.json")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / deps.archive_name(deps.read_lock(ROOT))).write_bytes(b"stand-in for the deps archive")
+    monkeypatch.setattr(deploy, "DIST", dist)
     emr = boto3.client("emr", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     return {"conf": str(path), "bucket": bucket, "s3": s3, "emr": emr, "tmp": tmp_path}
 
@@ -53,7 +66,10 @@ def _run(capsys, *argv):
 def test_sizing_command_reproduces_the_worked_example(capsys):
     code, out, _ = _run(capsys, "sizing", "--instance-type", "r5.12xlarge", "--nodes", "19")
     got = json.loads(out)
-    assert code == 0
+    assert code == 0  # the text's numbers, explained, then whether they fit YARN
+    assert got["explanation"][0] == "executors per node: (48 vCPU - 1) // 5 cores = 9"
+    assert got["fits"] == ("does not fit YARN: container 42 GiB -> 41 GiB (heap + overhead): "
+                           "9 x 42 GiB = 378 GiB > YARN's 376 GiB per r5.12xlarge")
     assert {k: got[k] for k in ("executors_per_node", "total_executor_memory_gb", "executor_memory_gb",
                                 "memory_overhead_gb", "executor_instances", "parallelism",
                                 "driver_memory_gb", "driver_cores")} == {
@@ -61,7 +77,24 @@ def test_sizing_command_reproduces_the_worked_example(capsys):
         "memory_overhead_gb": 5, "executor_instances": 170, "parallelism": 1700,
         "driver_memory_gb": 37, "driver_cores": 5,
     }
-    assert got["spark-defaults"]["spark.executor.memory"] == "37g"
+    assert got["spark-defaults"]["spark.executor.memory"] == "36g"  # what is asked for: the fit
+    assert got["serverless"]["cpu"] == 4 and got["serverless"]["memory_gb"] == 30
+
+
+def test_sizing_of_the_config_says_what_it_cut(capsys):
+    code, out, _ = _run(capsys, "sizing", "--conf", str(ROOT / "conf" / "emr.yaml"))
+    got = json.loads(out)
+    assert got["yarn"]["cuts"] == ["container 42 GiB -> 40 GiB (heap + overhead): 3 x 42 GiB = 126 GiB "
+                                   "> YARN's 120 GiB per r5.4xlarge"]
+    assert got["spark-defaults"]["spark.executor.memory"] == "36g"
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        deploy.main(["--help"])
+    out = capsys.readouterr().out
+    for name in ("deps", "launch", "status", "logs", "cancel", "terminate", "sizing", "schedule"):
+        assert name in out
 
 
 def test_package_writes_the_same_bytes_twice(capsys, tmp_path):
@@ -69,7 +102,7 @@ def test_package_writes_the_same_bytes_twice(capsys, tmp_path):
     assert code == 0
     version = json.loads(out)["version"]
     _run(capsys, "package", "--out", str(tmp_path / "b"))
-    for name in ("spark_app.zip", "process_data.py", "setup.sh", "emr.yaml", "requirements-node.txt"):
+    for name in ("spark_app.zip", "process_data.py", "setup.sh", "emr.yaml", "requirements-node.lock"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert len(version) == 12
 
@@ -82,6 +115,12 @@ def test_upload_then_nothing_changes_on_the_second(env, capsys):
     code, out, _ = _run(capsys, "upload", "--conf", env["conf"])
     second = json.loads(out)
     assert second["uploaded"] == [] and sorted(second["skipped"]) == sorted(first["uploaded"])
+    assert first["deps"]["uploaded"] is True and second["deps"]["uploaded"] is False
+    assert {"create_application.json", "start_job_run.json"} <= set(first["uploaded"])
+    key = first["deps"]["key"]
+    assert key == f"catalog-match-rate/deps/{deps.archive_name(deps.read_lock(ROOT))}"
+    stored = env["s3"].get_object(Bucket=env["bucket"], Key=key)["Body"].read()
+    assert stored == b"stand-in for the deps archive"
     body = env["s3"].get_object(Bucket=env["bucket"], Key="catalog-match-rate/current.json")["Body"]
     manifest = json.loads(body.read())
     assert manifest["version"] == first["version"]
@@ -106,6 +145,66 @@ def test_launch_sends_exactly_the_dry_run_request(env, capsys):
     assert action["ScriptPath"] == planned["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"]
     code, out, _ = _run(capsys, "status", "--conf", env["conf"])
     assert code == 0 and out.strip().endswith(f"step {last['step_id']} RUNNING")
+
+
+def test_serverless_launch_sends_the_dry_runs_requests_then_follows_the_run(env, capsys):
+    _run(capsys, "upload", "--conf", env["conf"])
+    argv = ["launch", "--conf", env["conf"], "--date", "2026-11-19", "--target", "serverless"]
+    code, out, _ = _run(capsys, *argv, "--dry-run")
+    planned = json.loads(out)
+    code, out, _ = _run(capsys, *argv, "--wait")
+    assert code == 0 and out.startswith("started job run ") and "(created;" in out
+    assert out.splitlines()[-1].endswith(" SUCCESS")
+    last = json.loads((env["tmp"] / "last_launch.json").read_text())
+    sls = boto3.client("emr-serverless", endpoint_url=env["s3"].meta.endpoint_url, region_name="us-east-1")
+    app = sls.get_application(applicationId=last["application_id"])["application"]
+    assert app["name"] == planned["create_application"]["name"]
+    assert app["maximumCapacity"] == planned["create_application"]["maximumCapacity"]
+    run = sls.get_job_run(applicationId=last["application_id"], jobRunId=last["job_run_id"])["jobRun"]
+    assert run["jobDriver"] == planned["start_job_run"]["jobDriver"]
+    assert "spark.archives=s3://" in run["jobDriver"]["sparkSubmit"]["sparkSubmitParameters"]
+    code, out, _ = _run(capsys, *argv)
+    assert "(reused;" in out
+    code, out, _ = _run(capsys, "status", "--conf", env["conf"])  # the last launch's target and ids
+    assert code == 0 and out.strip().endswith("SUCCESS")
+    code, _, err = _run(capsys, "cancel", "--conf", env["conf"])
+    assert code == 2 and "is SUCCESS: only a submitted, pending or running run can be cancelled" in err
+
+
+def test_serverless_logs_print_the_drivers_probable_cause_and_stdout(env, capsys):
+    last = {"target": "serverless", "application_id": "00app", "job_run_id": "00run"}
+    (env["tmp"] / "last_launch.json").write_text(json.dumps(last))
+    base = "catalog-match-rate/serverless-logs/applications/00app/jobs/00run/SPARK_DRIVER"
+    env["s3"].put_object(Bucket=env["bucket"], Key=f"{base}/stderr.gz",
+                         Body=(DATA / "serverless_driver_stderr.gz").read_bytes())
+    env["s3"].put_object(Bucket=env["bucket"], Key=f"{base}/stdout.gz", Body=gzip.compress(b"counts\n"))
+    code, out, _ = _run(capsys, "logs", "--conf", env["conf"])
+    assert code == 0 and out.startswith("Probable cause: spark_app.errors.SinkError: COPY into")
+    code, out, _ = _run(capsys, "logs", "--conf", env["conf"], "--stdout")
+    assert code == 0 and out == "counts\n"
+
+
+def test_ec2_cancel_and_terminate_dry_runs_name_the_requests(env, capsys):
+    code, out, _ = _run(capsys, "cancel", "--conf", env["conf"], "--cluster-id", "j-1", "--step-id", "s-1",
+                        "--dry-run")
+    assert json.loads(out) == {"cancel_steps": {"ClusterId": "j-1", "StepIds": ["s-1"],
+                                                "StepCancellationOption": "SEND_INTERRUPT"}}
+    argv = ["terminate", "--conf", env["conf"], "--cluster-id", "j-1", "--force", "--dry-run"]
+    code, out, _ = _run(capsys, *argv)
+    assert [next(iter(c)) for c in json.loads(out)] == [
+        "describe_cluster", "set_termination_protection", "terminate_job_flows"]
+
+
+def test_terminate_refuses_termination_protection_without_force(env, capsys):
+    cluster_id = env["emr"].run_job_flow(
+        Name="kept", ReleaseLabel="emr-7.5.0", ServiceRole="r", JobFlowRole="r",
+        Instances={"MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True,
+                   "TerminationProtected": True},
+    )["JobFlowId"]
+    code, _, err = _run(capsys, "terminate", "--conf", env["conf"], "--cluster-id", cluster_id)
+    assert code == 2 and "termination protection; pass --force" in err
+    code, out, _ = _run(capsys, "terminate", "--conf", env["conf"], "--cluster-id", cluster_id, "--force")
+    assert code == 0 and "terminating" in out
 
 
 def test_launch_of_a_release_not_uploaded_is_refused(env, capsys):

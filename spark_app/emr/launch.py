@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from spark_app.config import Config, EmrConfig
-from spark_app.emr.packaging import ENTRY_POINT, REQUIREMENTS_NAME, ZIP_NAME, version_prefix
-from spark_app.emr.sizing import compute_sizing
+from spark_app.emr import deps
+from spark_app.emr.packaging import ENTRY_POINT, ZIP_NAME, version_prefix
+from spark_app.emr.sizing import check_fit, compute_sizing
 from spark_app.errors import ConfigError
 from spark_app.jvm import deequ_jar_name
 
@@ -23,6 +25,9 @@ GLUE_FACTORY = "com.amazonaws.glue.catalog.metastore.AWSGlueDataCatalogHiveClien
 BOOTSTRAP_SCRIPT = "setup.sh"
 SPARK_MAJOR_MINOR = "3.5"  # EMR 7.x; pydeequ picks its Deequ build from SPARK_VERSION
 STEP_DONE = {"COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED"}
+STEP_CANCELLABLE = {"PENDING", "RUNNING"}
+CANCEL = "SEND_INTERRUPT"  # CancelSteps: interrupt a running step's process, not only a pending one
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DONE = {"TERMINATED", "TERMINATED_WITH_ERRORS"}
 
 
@@ -34,6 +39,18 @@ def emr_section(cfg: Config) -> EmrConfig:
 
 def artifact_uri(emr: EmrConfig, version: str, name: str) -> str:
     return f"s3://{emr.bucket}/{version_prefix(emr.prefix, version)}/{name}"
+
+
+def deps_uri(emr: EmrConfig, name: Optional[str] = None) -> str:
+    """Where the dependency archive lives: one per lock, shared by every release built from it."""
+    name = name or deps.archive_name(deps.read_lock(PROJECT_ROOT))
+    return f"s3://{emr.bucket}/{emr.prefix.strip('/')}/deps/{name}"
+
+
+def archive_conf(emr: EmrConfig, deps_name: Optional[str] = None) -> List[str]:
+    """spark-submit `--conf` pairs: unpack the archive as ./deps in every container, on PYTHONPATH."""
+    pairs = deps.spark_conf(deps_uri(emr, deps_name))
+    return [arg for key in sorted(pairs) for arg in ("--conf", f"{key}={pairs[key]}")]
 
 
 def log_uri(emr: EmrConfig) -> str:
@@ -75,9 +92,10 @@ def ships_release_deequ_jar(cfg: Config) -> bool:
 
 
 def spark_defaults(cfg: Config, instance_types: Mapping[str, Mapping[str, float]]) -> Dict[str, str]:
-    """Sizing for the core group, the Python env of YARN containers, then emr.spark_conf on top."""
+    """Sizing fitted to YARN, the containers' Python env, emr.spark_conf on top; refused unless it fits."""
     emr = emr_section(cfg)
-    props = compute_sizing(emr.core.instance_type, emr.core.count, instance_types).spark_defaults()
+    sizing = compute_sizing(emr.core.instance_type, emr.core.count, instance_types)
+    props = sizing.spark_defaults()
     props.update(
         {
             "spark.yarn.appMasterEnv.PYSPARK_PYTHON": emr.python,
@@ -87,6 +105,7 @@ def spark_defaults(cfg: Config, instance_types: Mapping[str, Mapping[str, float]
         }
     )
     props.update(emr.spark_conf)
+    check_fit(props, emr.core.count, sizing.yarn.yarn_memory_mb)
     return props
 
 
@@ -116,9 +135,9 @@ def configurations(cfg: Config, instance_types: Mapping[str, Mapping[str, float]
 
 
 def spark_submit_step(
-    cfg: Config, version: str, job_args: List[str], conf_name: str, name: str
+    cfg: Config, version: str, job_args: List[str], conf_name: str, name: str, deps_name: Optional[str] = None
 ) -> Dict[str, Any]:
-    """A command-runner.jar step running process_data.py in cluster mode with the shipped zip."""
+    """A command-runner.jar step: process_data.py in cluster mode, the zip, the config, the deps archive."""
     emr = emr_section(cfg)
     args = [
         "spark-submit",
@@ -130,6 +149,7 @@ def spark_submit_step(
         artifact_uri(emr, version, ZIP_NAME),
         "--files",
         artifact_uri(emr, version, conf_name),
+        *archive_conf(emr, deps_name),
     ]
     jar = deequ_jar(cfg, version)
     if jar:
@@ -143,12 +163,13 @@ def spark_submit_step(
 
 
 def bootstrap_actions(emr: EmrConfig, version: str) -> List[Dict[str, Any]]:
+    """Only a check that the node's Python can load the archive: nothing is installed, PyPI never reached."""
     return [
         {
-            "Name": "install python requirements",
+            "Name": "check python for the deps archive",
             "ScriptBootstrapAction": {
                 "Path": artifact_uri(emr, version, BOOTSTRAP_SCRIPT),
-                "Args": [artifact_uri(emr, version, REQUIREMENTS_NAME), emr.python],
+                "Args": [emr.python],
             },
         }
     ]
@@ -185,6 +206,7 @@ def run_job_flow_request(
     conf_name: str,
     instance_types: Mapping[str, Mapping[str, float]],
     label: str,
+    deps_name: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The complete `run_job_flow` request for a transient cluster running one step."""
     emr = emr_section(cfg)
@@ -198,7 +220,7 @@ def run_job_flow_request(
         "Instances": instances(emr),
         "BootstrapActions": bootstrap_actions(emr, version),
         "Configurations": configurations(cfg, instance_types),
-        "Steps": [spark_submit_step(cfg, version, job_args, conf_name, name)],
+        "Steps": [spark_submit_step(cfg, version, job_args, conf_name, name, deps_name)],
         "AutoTerminationPolicy": {"IdleTimeout": emr.idle_timeout_seconds},
         "VisibleToAllUsers": True,
         "ServiceRole": emr.service_role,
@@ -305,3 +327,28 @@ def wait(
         sleep(delay)
         waited += delay
         delay = min(delay * 1.5, max_poll_seconds)
+
+
+def cancel_step(client: Any, cluster_id: str, step_id: str) -> str:
+    """Cancel a pending or running step; returns EMR's answer (SUBMITTED or FAILED with a reason)."""
+    state = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]["State"]
+    if state not in STEP_CANCELLABLE:
+        raise ConfigError(f"step {step_id} is {state}: only a PENDING or RUNNING step can be cancelled")
+    answer = client.cancel_steps(ClusterId=cluster_id, StepIds=[step_id],
+                                 StepCancellationOption=CANCEL)["CancelStepsInfoList"][0]
+    return f"step {step_id}: {answer['Status']}{': ' + answer['Reason'] if answer.get('Reason') else ''}"
+
+
+def terminate(client: Any, cluster_id: str, force: bool = False) -> str:
+    """Terminate a cluster; one with termination protection only when forced (protection lifted first)."""
+    cluster = client.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    state = cluster["Status"]["State"]
+    if state in CLUSTER_DONE or state == "TERMINATING":
+        return f"cluster {cluster_id} is already {state}"
+    if cluster.get("TerminationProtected"):
+        if not force:
+            raise ConfigError(f"cluster {cluster_id} has termination protection; pass --force to lift it "
+                              f"and terminate")
+        client.set_termination_protection(JobFlowIds=[cluster_id], TerminationProtected=False)
+    client.terminate_job_flows(JobFlowIds=[cluster_id])
+    return f"cluster {cluster_id} terminating (was {state})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from spark_app.s3_uri import split_s3_uri
 
@@ -40,7 +40,8 @@ EXIT_MEANINGS = {
 }
 _PY_HINTS = [
     (r"ModuleNotFoundError|ImportError", "a module is missing on the cluster: our own packages come from "
-     "spark_app.zip (--py-files), third-party ones from requirements/node.txt via bootstrap/setup.sh"),
+     "spark_app.zip (--py-files), third-party ones from the deps archive (spark.archives, "
+     "PYTHONPATH=./deps): add the package to requirements/node.txt, run `make lock`, then `make deploy`"),
     (r"DataNotReady", "the input is not complete yet; the run can be retried later (exit code 3)"),
     (r"QualityGateFailed", "the data-quality gate stopped publishing; look at the failed checks above"),
     (r"ConfigError", "fix the config file shipped with the step (conf/emr.yaml)"),
@@ -172,7 +173,7 @@ def best_cause(causes: List[Cause]) -> Optional[Cause]:
 # --------------------------------------------------------------------------- S3
 
 
-def _read_gz(s3: Any, bucket: str, key: str) -> str:
+def read_gz(s3: Any, bucket: str, key: str) -> str:
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     try:
         data = gzip.decompress(data)
@@ -212,7 +213,7 @@ def diagnose(s3: Any, log_uri: str, cluster_id: str, step_id: str) -> Diagnosis:
     read, causes = [], []
     app_id = None
     try:
-        app_id, causes = parse_step_stderr(_read_gz(s3, bucket, key))
+        app_id, causes = parse_step_stderr(read_gz(s3, bucket, key))
         read.append(f"s3://{bucket}/{key}")
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
@@ -223,6 +224,85 @@ def diagnose(s3: Any, log_uri: str, cluster_id: str, step_id: str) -> Diagnosis:
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
         for ckey in (k for k in keys if k.endswith("/stderr.gz")):
             container = ckey[len(base) :].split("/")[0]
-            causes += parse_container_stderr(_read_gz(s3, bucket, ckey), container)
+            causes += parse_container_stderr(read_gz(s3, bucket, ckey), container)
             read.append(f"s3://{bucket}/{ckey}")
     return Diagnosis(best_cause(causes), read, app_id)
+
+
+def driver_stdout(s3: Any, log_uri: str, cluster_id: str, step_id: str) -> Tuple[Optional[str], str]:
+    """The driver's stdout of a step (cluster mode: the application's first container), and its URI."""
+    from botocore.exceptions import ClientError
+
+    bucket, key = step_stderr_key(log_uri, cluster_id, step_id)
+    try:
+        app_id, _ = parse_step_stderr(read_gz(s3, bucket, key))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        return None, ""
+    if not app_id:
+        return None, ""
+    base = key.split(f"{cluster_id}/steps/")[0] + f"{cluster_id}/containers/{app_id}/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
+    keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+    keys = [k for k in keys if k.endswith("/stdout.gz")]
+    if not keys:
+        return None, ""
+    return f"s3://{bucket}/{keys[0]}", read_gz(s3, bucket, keys[0])  # container ..._000001: the driver
+
+
+# --------------------------------------------------------------------------- bootstrap actions
+
+_NODE_LOG = re.compile(r"/node/(i-[0-9a-f]+)/bootstrap-actions/(\d+)/stderr(?:\.gz)?$")
+_REASON_NODE = re.compile(r"\b(i-[0-9a-f]+)\b")
+_REASON_ACTION = re.compile(r"bootstrap action (\d+)", re.I)
+TAIL_LINES = 10
+
+
+def bootstrap_failed(reason: str) -> bool:
+    """Whether EMR's termination reason blames a bootstrap action."""
+    return "bootstrap action" in reason.lower()
+
+
+def diagnose_bootstrap(
+    s3: Any, log_uri: str, cluster_id: str, reason: str, action_names: List[str]
+) -> Diagnosis:
+    """Which node, which action, the tail of its stderr (after mrjob's logs/bootstrap.py).
+
+    EMR names the failing node and action number in the cluster's state-change reason; the
+    action's stderr is at <LogUri>/<cluster>/node/<instance>/bootstrap-actions/<n>/stderr.gz. Without
+    a reason naming them, the first non-empty stderr of any node is taken.
+    """
+    bucket, prefix = split_s3_uri(log_uri)
+    base = (prefix.rstrip("/") + "/" if prefix.strip("/") else "") + f"{cluster_id}/node/"
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=base)
+    logs = sorted((m.group(1), int(m.group(2)), o["Key"]) for page in pages for o in page.get("Contents", [])
+                  for m in [_NODE_LOG.search(o["Key"])] if m)
+    node, action = _REASON_NODE.search(reason), _REASON_ACTION.search(reason)
+    wanted = [entry for entry in logs if (not node or entry[0] == node.group(1))
+              and (not action or entry[1] == int(action.group(1)))]
+    read = []
+    for instance, number, key in wanted or logs:
+        lines = [ln for ln in read_gz(s3, bucket, key).splitlines() if ln.strip()]
+        read.append(f"s3://{bucket}/{key}")
+        if not lines:
+            continue
+        name = action_names[number - 1] if 0 < number <= len(action_names) else "?"
+        failed = [ln.split("FAILED:", 1)[1].strip() for ln in lines if "FAILED:" in ln]
+        summary = f"bootstrap action {number} ({name}) failed on node {instance}"
+        hint = failed[-1] if failed else reason
+        return Diagnosis(Cause(0, summary, f"s3://{bucket}/{key}", lines[-TAIL_LINES:], hint), read)
+    return Diagnosis(None, read)
+
+
+def diagnose_failure(s3: Any, log_uri: str, cluster_id: str, step_id: Optional[str],
+                     action_names: List[str], reason_of: Callable[[], str]) -> Diagnosis:
+    """The step's logs first; with no step, or no cause there and a reason blaming a bootstrap action,
+    the bootstrap action's node log. `reason_of` gives the cluster's state-change reason when needed."""
+    found = diagnose(s3, log_uri, cluster_id, step_id) if step_id else None
+    if found is not None and found.cause is not None:
+        return found
+    reason = reason_of()
+    if found is None or bootstrap_failed(reason):
+        return diagnose_bootstrap(s3, log_uri, cluster_id, reason, action_names)
+    return found

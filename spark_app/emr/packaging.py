@@ -2,10 +2,11 @@
 
 Artifacts: `spark_app.zip` (what runs on the cluster: see `SHIPPED`, for `--py-files`),
 `process_data.py` (the entry point), the bootstrap scripts, the job's config file and the
-pinned node requirements. Builds are reproducible - same sources, same bytes - because zip
-entries are sorted and carry a fixed timestamp and fixed permissions; so the version (a hash
-of every artifact's hash) changes exactly when something shipped changes, and an upload of
-an unchanged build sends nothing.
+lock of the dependency archive (the archive itself, deps-<hash>.tar.gz, is built by
+spark_app.emr.deps and uploaded once per lock under <prefix>/deps/). Builds are reproducible -
+same sources, same bytes - because zip entries are sorted and carry a fixed timestamp and fixed
+permissions; so the version (a hash of every artifact's hash) changes exactly when something
+shipped changes, and an upload of an unchanged build sends nothing.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ SHIPPED: Dict[str, Tuple[str, ...]] = {
 }
 ZIP_NAME = "spark_app.zip"
 ENTRY_POINT = "process_data.py"
-REQUIREMENTS = "requirements/node.txt"
-REQUIREMENTS_NAME = "requirements-node.txt"
+REQUIREMENTS = "requirements/node.lock"  # what the deps archive holds, shipped as its record
+REQUIREMENTS_NAME = "requirements-node.lock"
 BOOTSTRAP_DIR = "bootstrap"
 MANIFEST_NAME = "current.json"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry

@@ -1,10 +1,13 @@
-"""Daily launch: an EventBridge rule invokes a Lambda that starts the transient EMR cluster.
+"""Daily launch: an EventBridge rule invokes a Lambda that starts the transient EMR cluster
+or, with `emr.schedule.target: serverless`, a job run on EMR Serverless.
 
 The Lambda does not rebuild the request: `deploy.py upload` stores the complete
 `run_job_flow` request of the release as `run_job_flow.json`, with `{{date}}` where the day
 goes, and the manifest (`<prefix>/current.json`) points at it. The handler reads the manifest,
 fills in yesterday's UTC date and calls RunJobFlow, so the newest upload is what runs, and the
-Lambda needs only S3 read, RunJobFlow and PassRole on the two EMR roles.
+Lambda needs only S3 read, RunJobFlow and PassRole on the two EMR roles. For Serverless the upload
+also stores `create_application.json` and `start_job_run.json`; the handler reuses the application
+of that name (or creates it) and starts the job run, with PassRole on the execution role only.
 
 This module is also the Lambda's code: at import it needs nothing but the standard library
 (boto3 is in the Lambda runtime); the deploy-side helpers import the rest of spark_app lazily.
@@ -27,8 +30,10 @@ log = logging.getLogger(__name__)
 
 DATE_TOKEN = "{{date}}"
 TEMPLATE_NAME = "run_job_flow.json"
+APP_TEMPLATE, RUN_TEMPLATE = "create_application.json", "start_job_run.json"
+APP_TOKEN = "{{application_id}}"
 HANDLER = "spark_app.emr.schedule.handler"
-ENV_BUCKET, ENV_PREFIX = "ARTIFACT_BUCKET", "ARTIFACT_PREFIX"
+ENV_BUCKET, ENV_PREFIX, ENV_TARGET = "ARTIFACT_BUCKET", "ARTIFACT_PREFIX", "LAUNCH_TARGET"
 
 
 # --------------------------------------------------------------------------- Lambda side
@@ -48,8 +53,28 @@ def render_template(template: str, day: str) -> Dict[str, Any]:
     return json.loads(template.replace(DATE_TOKEN, day))
 
 
+def _template(s3: Any, bucket: str, prefix: str, manifest: Dict[str, Any], name: str) -> str:
+    entry = manifest.get("files", {}).get(name)
+    if not entry:
+        raise RuntimeError(
+            f"s3://{bucket}/{prefix}/current.json (version {manifest.get('version')}) lists no "
+            f"{name}; run `deploy.py upload --conf ...` to publish a launchable release"
+        )
+    return s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read().decode()
+
+
+def start_serverless(sls: Any, app_request: Dict[str, Any], run_template: str, day: str) -> Dict[str, str]:
+    """Reuse the live application of the request's name (or create it), then start the day's job run."""
+    app_id = next((a["id"] for page in sls.get_paginator("list_applications").paginate()
+                   for a in page["applications"] if a["name"] == app_request["name"]
+                   and a["state"] != "TERMINATED"), None)
+    app_id = app_id or sls.create_application(**app_request)["applicationId"]
+    run = render_template(run_template.replace(APP_TOKEN, app_id), day)
+    return {"application_id": app_id, "job_run_id": sls.start_job_run(**run)["jobRunId"]}
+
+
 def handler(event: Any, context: Any) -> Dict[str, str]:
-    """Launch the cluster for event["date"] or, by default, yesterday (UTC)."""
+    """Launch the cluster (or the Serverless job run) for event["date"] or, by default, yesterday (UTC)."""
     import boto3
 
     day = (event or {}).get("date") if isinstance(event, dict) else None
@@ -57,16 +82,17 @@ def handler(event: Any, context: Any) -> Dict[str, str]:
     bucket, prefix = os.environ[ENV_BUCKET], os.environ[ENV_PREFIX].strip("/")
     s3 = boto3.client("s3")
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/current.json")["Body"].read())
-    entry = manifest.get("files", {}).get(TEMPLATE_NAME)
-    if not entry:
-        raise RuntimeError(
-            f"s3://{bucket}/{prefix}/current.json (version {manifest.get('version')}) lists no "
-            f"{TEMPLATE_NAME}; run `deploy.py upload --conf ...` to publish a launchable release"
-        )
-    template = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"].read().decode()
+    version = str(manifest.get("version"))
+    if os.environ.get(ENV_TARGET) == "serverless":
+        app_request = json.loads(_template(s3, bucket, prefix, manifest, APP_TEMPLATE))
+        run_template = _template(s3, bucket, prefix, manifest, RUN_TEMPLATE)
+        started = start_serverless(boto3.client("emr-serverless"), app_request, run_template, day)
+        log.info("started %s for %s from release %s", started["job_run_id"], day, version)
+        return {**started, "date": day, "version": version}
+    template = _template(s3, bucket, prefix, manifest, TEMPLATE_NAME)
     cluster_id = boto3.client("emr").run_job_flow(**render_template(template, day))["JobFlowId"]
-    log.info("launched %s for %s from release %s", cluster_id, day, manifest.get("version"))
-    return {"cluster_id": cluster_id, "date": day, "version": str(manifest.get("version"))}
+    log.info("launched %s for %s from release %s", cluster_id, day, version)
+    return {"cluster_id": cluster_id, "date": day, "version": version}
 
 
 # --------------------------------------------------------------------------- deploy side
@@ -81,6 +107,36 @@ def launch_template(cfg: Any, version: str, conf_name: str, instance_types: Mapp
     args = job_arguments(pipeline, conf_name, date=DATE_TOKEN)
     request = run_job_flow_request(cfg, version, args, conf_name, instance_types, label=DATE_TOKEN)
     return Artifact(TEMPLATE_NAME, json.dumps(request, indent=2, sort_keys=True).encode())
+
+
+def serverless_templates(cfg: Any, version: str, conf_name: str, table: Mapping[str, Any]) -> List[Any]:
+    """The application request and the release's StartJobRun request (application id and day as tokens)."""
+    from spark_app.emr import serverless
+    from spark_app.emr.launch import emr_section, job_arguments
+    from spark_app.emr.packaging import Artifact
+
+    args = job_arguments(emr_section(cfg).schedule.pipeline, conf_name, date=DATE_TOKEN)
+    app = serverless.create_application_request(cfg, table)
+    run = serverless.start_job_run_request(cfg, APP_TOKEN, version, args, conf_name, table, DATE_TOKEN)
+    return [Artifact(name, json.dumps(body, indent=2, sort_keys=True).encode())
+            for name, body in ((APP_TEMPLATE, app), (RUN_TEMPLATE, run))]
+
+
+def handler_env(emr: Any) -> Dict[str, str]:
+    return {ENV_BUCKET: emr.bucket, ENV_PREFIX: emr.prefix.strip("/"), ENV_TARGET: emr.schedule.target}
+
+
+def plan(emr: Any, account: str) -> Dict[str, Any]:
+    """What `deploy_schedule` creates, for --dry-run."""
+    sched = emr.schedule
+    return {
+        "role_policy": launcher_policy(emr, account),
+        "function": {"FunctionName": sched.function_name, "Handler": HANDLER, "Runtime": sched.lambda_runtime,
+                     "Environment": {"Variables": handler_env(emr)}},
+        "rule": {"Name": sched.rule_name, "ScheduleExpression": sched.cron, "State": "ENABLED"},
+        "target": {"Rule": sched.rule_name, "Id": "launcher", "Arn": f"<function {sched.function_name}>"},
+        "permission": {"Principal": "events.amazonaws.com", "Action": "lambda:InvokeFunction"},
+    }
 
 
 def handler_zip() -> bytes:
@@ -105,22 +161,30 @@ def role_arn(account: str, name_or_arn: str) -> str:
 
 
 def launcher_policy(emr: Any, account: str) -> Dict[str, Any]:
-    """What the handler may do: read the release, RunJobFlow, pass exactly the two EMR roles, log."""
+    """What the handler may do: read the release, launch (RunJobFlow, or Serverless's application and
+    job run calls), pass exactly the roles that launch needs, log."""
     fn = emr.schedule.function_name
+    if emr.schedule.target == "serverless":
+        actions = ["emr-serverless:ListApplications", "emr-serverless:CreateApplication",
+                   "emr-serverless:StartJobRun", "emr-serverless:TagResource"]
+        roles = [emr.serverless.execution_role_arn]
+    else:
+        actions = ["elasticmapreduce:RunJobFlow"]
+        roles = [role_arn(account, emr.service_role), role_arn(account, emr.job_flow_role)]
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Sid": "LaunchCluster",
                 "Effect": "Allow",
-                "Action": ["elasticmapreduce:RunJobFlow"],
+                "Action": actions,
                 "Resource": "*",
             },
             {
                 "Sid": "PassEmrRoles",
                 "Effect": "Allow",
                 "Action": ["iam:PassRole"],
-                "Resource": [role_arn(account, emr.service_role), role_arn(account, emr.job_flow_role)],
+                "Resource": roles,
             },
             {
                 "Sid": "ReadRelease",
@@ -183,7 +247,7 @@ def _ensure_function(lam: Any, emr: Any, role: str, code: bytes, sleep: Callable
         "Handler": HANDLER,
         "Runtime": sched.lambda_runtime,
         "Timeout": 60,
-        "Environment": {"Variables": {ENV_BUCKET: emr.bucket, ENV_PREFIX: emr.prefix.strip("/")}},
+        "Environment": {"Variables": handler_env(emr)},
         "Description": "Launches the daily catalog-match-rate EMR cluster for yesterday (UTC)",
     }
     try:

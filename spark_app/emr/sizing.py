@@ -7,19 +7,30 @@ overhead; one executor slot is left for the driver (cluster deploy mode); parall
 the executor cores. The text rounds executors per node and memory per executor down, the
 overhead up; integer arithmetic keeps that exact (42 * 0.1 as a float is 4.2, but 30 * 0.1 is
 3.0000000000000004, which a float ceiling would turn into 4).
+
+The rule's numbers then have to fit YARN: a node offers containers only
+`yarn.nodemanager.resource.memory-mb` (conf/instance_types.yaml), less than its RAM, and YARN
+silently starts fewer executors than asked when `n x (memory + overhead)` exceeds it. `fit_yarn`
+shrinks each container to the node's share (whole GiB, so YARN's allocation rounding cannot push
+it over); only when a container would drop under MIN_CONTAINER_GB does it cut the executors per
+node instead. The driver (cluster mode) takes one executor slot with a container of the same size,
+so it fits wherever an executor does. EMR Serverless has no nodes but a fixed menu of worker sizes:
+`serverless_workers` applies the same rule (shrink to the largest allowed size) to pick them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from spark_app.errors import ConfigError
 
 EXECUTOR_CORES = 5
 DAEMON_CORES = 1
 DAEMON_MEMORY_GB = 1
+MIN_CONTAINER_GB = 2
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "conf" / "instance_types.yaml"
 
 
@@ -38,24 +49,98 @@ class Sizing:
     parallelism: int
     driver_memory_gb: int
     driver_cores: int
+    yarn: Optional[YarnFit] = None  # the rule's numbers fitted to YARN (compute_sizing sets it)
 
     def spark_defaults(self) -> Dict[str, str]:
-        """The `spark-defaults` classification properties for this sizing."""
+        """The `spark-defaults` classification properties: the YARN fit's numbers, not the rule's."""
+        fit = self.yarn or fit_yarn(self, self.memory_gib * 1024)
         return {
             "spark.dynamicAllocation.enabled": "false",
             "spark.executor.cores": str(self.executor_cores),
-            "spark.executor.memory": f"{self.executor_memory_gb}g",
-            "spark.executor.memoryOverhead": f"{self.memory_overhead_gb}g",
-            "spark.executor.instances": str(self.executor_instances),
-            "spark.driver.memory": f"{self.driver_memory_gb}g",
-            "spark.driver.memoryOverhead": f"{self.memory_overhead_gb}g",
+            "spark.executor.memory": f"{fit.executor_memory_gb}g",
+            "spark.executor.memoryOverhead": f"{fit.memory_overhead_gb}g",
+            "spark.executor.instances": str(fit.executor_instances),
+            "spark.driver.memory": f"{fit.executor_memory_gb}g",
+            "spark.driver.memoryOverhead": f"{fit.memory_overhead_gb}g",
             "spark.driver.cores": str(self.driver_cores),
-            "spark.default.parallelism": str(self.parallelism),
-            "spark.sql.shuffle.partitions": str(self.parallelism),
+            "spark.default.parallelism": str(fit.parallelism),
+            "spark.sql.shuffle.partitions": str(fit.parallelism),
         }
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "explanation": self.explain()}
+
+    def explain(self) -> List[str]:
+        """The rule's arithmetic, step by step, as the text works its example."""
+        per, total = self.executors_per_node, self.total_executor_memory_gb
+        return [
+            f"executors per node: ({self.vcpu} vCPU - {DAEMON_CORES}) // {self.executor_cores} cores = {per}",
+            f"memory per executor: ({self.memory_gib} GiB - {DAEMON_MEMORY_GB}) // {per} = {total} GB",
+            f"heap: {total} x 0.9 rounded down = {self.executor_memory_gb} GB; overhead: {total} x 0.1 "
+            f"rounded up = {self.memory_overhead_gb} GB",
+            f"executor instances: {per} x {self.nodes} nodes - 1 (the driver) = {self.executor_instances}",
+            f"parallelism: {self.executor_instances} x {self.executor_cores} cores x 2 = {self.parallelism}",
+        ]
+
+
+@dataclass(frozen=True)
+class YarnFit:
+    """What YARN can grant per node, whether the rule's containers fit, and what was cut to fit."""
+
+    yarn_memory_mb: int
+    rule_fits: bool
+    executors_per_node: int
+    container_gb: int  # heap + overhead, for executors and the driver alike
+    executor_memory_gb: int
+    memory_overhead_gb: int
+    executor_instances: int
+    parallelism: int
+    used_per_node_gb: int
+    cuts: List[str] = field(default_factory=list)
+
+
+def split_container(total_gb: int) -> Tuple[int, int]:
+    """90 % heap rounded down, 10 % overhead rounded up; the two add up to `total_gb`."""
+    return total_gb * 9 // 10, -(-total_gb // 10)
+
+
+def fit_yarn(rule: Sizing, yarn_memory_mb: int) -> YarnFit:
+    """Shrink the rule's containers until n of them fit the node's YARN memory; cut n only below 2 GiB."""
+    yarn_gb = yarn_memory_mb // 1024
+    per_node, total = rule.executors_per_node, rule.total_executor_memory_gb
+    cuts = []
+    if per_node * total > yarn_gb:
+        share = yarn_gb // per_node
+        if share < MIN_CONTAINER_GB:
+            fewer = yarn_gb // MIN_CONTAINER_GB
+            if fewer < 1:
+                raise ConfigError(f"{rule.instance_type}: YARN offers {yarn_memory_mb} MB per node, "
+                                  f"less than one {MIN_CONTAINER_GB} GiB container")
+            cuts.append(f"executors per node {per_node} -> {fewer}: {per_node} containers would get "
+                        f"{share} GiB each, under {MIN_CONTAINER_GB} GiB")
+            per_node, share = fewer, yarn_gb // fewer
+        new_total = min(total, share)
+        cuts.insert(0, f"container {total} GiB -> {new_total} GiB (heap + overhead): "
+                       f"{rule.executors_per_node} x {total} GiB = {rule.executors_per_node * total} GiB "
+                       f"> YARN's {yarn_gb} GiB per {rule.instance_type}")
+        total = new_total
+    instances = per_node * rule.nodes - 1
+    if instances < 1:
+        raise ConfigError(f"{rule.nodes} x {rule.instance_type} leaves no executor beside the driver "
+                          f"once fitted to YARN; add core nodes")
+    heap, overhead = split_container(total)
+    return YarnFit(
+        yarn_memory_mb=yarn_memory_mb,
+        rule_fits=not cuts,
+        executors_per_node=per_node,
+        container_gb=total,
+        executor_memory_gb=heap,
+        memory_overhead_gb=overhead,
+        executor_instances=instances,
+        parallelism=instances * rule.executor_cores * 2,
+        used_per_node_gb=per_node * total,
+        cuts=cuts,
+    )
 
 
 def load_instance_types(
@@ -98,14 +183,13 @@ def compute_sizing(
         raise ConfigError(f"instance type {instance_type!r} ({vcpu} vCPU, {memory} GiB) is too small")
     per_node = usable_cores // cores
     total = (memory - DAEMON_MEMORY_GB) // per_node
-    heap = total * 9 // 10
-    overhead = -(-total // 10)
+    heap, overhead = split_container(total)
     instances = per_node * nodes - 1
     if instances < 1:
         raise ConfigError(
             f"{nodes} x {instance_type} leaves no executor once the driver has its slot; add core nodes"
         )
-    return Sizing(
+    rule = Sizing(
         instance_type=instance_type,
         nodes=nodes,
         vcpu=vcpu,
@@ -120,3 +204,95 @@ def compute_sizing(
         driver_memory_gb=heap,
         driver_cores=cores,
     )
+    if "yarn_memory_mb" not in spec:
+        raise ConfigError(f"instance type {instance_type!r} has no yarn_memory_mb (EMR's "
+                          f"yarn.nodemanager.resource.memory-mb for it); add it under emr.instance_types")
+    return dataclasses.replace(rule, yarn=fit_yarn(rule, int(spec["yarn_memory_mb"])))
+
+
+# --------------------------------------------------------------------------- checks and Serverless
+
+_UNITS = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def to_mb(value: str) -> int:
+    """A Spark memory string ("36g", "4096m", "512") in MiB; a bare number is MiB, as in Spark."""
+    text = str(value).strip().lower().rstrip("b")
+    unit = text[-1] if text and text[-1] in _UNITS else "m"
+    number = text[:-1] if text and text[-1] in _UNITS else text
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise ConfigError(f"not a Spark memory size: {value!r}") from None
+
+
+def check_fit(props: Mapping[str, str], nodes: int, yarn_memory_mb: int) -> None:
+    """Refuse spark-defaults whose executors (and the driver's slot) do not fit YARN on `nodes` nodes."""
+    container = to_mb(props["spark.executor.memory"]) + to_mb(props["spark.executor.memoryOverhead"])
+    driver = to_mb(props["spark.driver.memory"]) + to_mb(props["spark.driver.memoryOverhead"])
+    slots = int(props["spark.executor.instances"]) + 1
+    per_node = -(-slots // nodes)
+    worst = (per_node - 1) * container + max(container, driver)
+    if worst > yarn_memory_mb:
+        raise ConfigError(
+            f"executors do not fit YARN: {per_node} containers of {container} MB on one node (the driver "
+            f"{driver} MB among them) need {worst} MB, the node offers {yarn_memory_mb} MB; lower "
+            f"spark.executor.memory / memoryOverhead / instances in emr.spark_conf"
+        )
+
+
+# EMR Serverless worker sizes: vCPU -> (min GB, max GB, step GB) of memory (heap + overhead).
+WORKER_SIZES: Dict[int, Tuple[int, int, int]] = {
+    1: (2, 8, 1), 2: (4, 16, 1), 4: (8, 30, 1), 8: (16, 60, 4), 16: (32, 120, 8),
+}
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Driver and executor workers for EMR Serverless, sized from the same rule as the EC2 containers."""
+
+    cpu: int
+    memory_gb: int  # the worker: heap + overhead
+    executor_memory_gb: int
+    memory_overhead_gb: int
+    executors: int
+    parallelism: int
+    cuts: List[str] = field(default_factory=list)
+
+    def spark_conf(self) -> Dict[str, str]:
+        heap, overhead = f"{self.executor_memory_gb}g", f"{self.memory_overhead_gb}g"
+        return {
+            "spark.dynamicAllocation.enabled": "false",
+            "spark.executor.cores": str(self.cpu),
+            "spark.executor.memory": heap,
+            "spark.executor.memoryOverhead": overhead,
+            "spark.executor.instances": str(self.executors),
+            "spark.driver.cores": str(self.cpu),
+            "spark.driver.memory": heap,
+            "spark.driver.memoryOverhead": overhead,
+            "spark.default.parallelism": str(self.parallelism),
+            "spark.sql.shuffle.partitions": str(self.parallelism),
+        }
+
+    def max_capacity(self) -> Dict[str, str]:
+        """The application's ceiling: every executor plus the driver, nothing more."""
+        workers = self.executors + 1
+        return {"cpu": f"{workers * self.cpu} vCPU", "memory": f"{workers * self.memory_gb} GB"}
+
+
+def serverless_workers(sizing: Sizing) -> Workers:
+    """The largest allowed vCPU <= the executor's cores; the container's memory per core, shrunk to fit."""
+    fit = sizing.yarn or fit_yarn(sizing, sizing.memory_gib * 1024)
+    cpu = max(c for c in WORKER_SIZES if c <= sizing.executor_cores)
+    low, high, step = WORKER_SIZES[cpu]
+    wanted = fit.container_gb * cpu // sizing.executor_cores
+    memory = max(low, min(high, wanted - (wanted - low) % step if wanted >= low else low))
+    cuts = []
+    if cpu != sizing.executor_cores:
+        cuts.append(f"cores per worker {sizing.executor_cores} -> {cpu}: Serverless workers have 1, 2, 4, 8 "
+                    f"or 16 vCPU")
+    if memory < wanted:
+        cuts.append(f"worker memory {wanted} GB -> {memory} GB: a {cpu} vCPU worker has {low}-{high} GB")
+    executors = max(1, fit.executor_instances * sizing.executor_cores // cpu)
+    heap, overhead = split_container(memory)
+    return Workers(cpu, memory, heap, overhead, executors, executors * cpu * 2, cuts)

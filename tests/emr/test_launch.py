@@ -9,14 +9,18 @@ import boto3
 import pytest
 
 from spark_app.config import config_from_mapping
+from spark_app.emr import deps
 from spark_app.emr.launch import (
     GLUE_FACTORY,
+    PROJECT_ROOT,
+    cancel_step,
     emr_client,
     job_arguments,
     launch,
     run_job_flow_request,
     spark_submit_step,
     submit,
+    terminate,
 )
 from spark_app.emr.sizing import load_instance_types
 from spark_app.errors import ConfigError
@@ -24,6 +28,13 @@ from spark_app.jvm import deequ_jar_name
 
 VERSION = "0123456789ab"
 TABLE = load_instance_types()
+DEPS = f"s3://art-bkt/cmr/deps/{deps.archive_name(deps.read_lock(PROJECT_ROOT))}"
+ARCHIVE_ARGS = [
+    "--conf", f"spark.archives={DEPS}#deps",
+    "--conf", "spark.emr-serverless.driverEnv.PYTHONPATH=./deps",
+    "--conf", "spark.executorEnv.PYTHONPATH=./deps",
+    "--conf", "spark.yarn.appMasterEnv.PYTHONPATH=./deps",
+]
 
 
 def _cfg(endpoint_url=None, **emr):
@@ -36,7 +47,8 @@ def _cfg(endpoint_url=None, **emr):
         "master": {"instance_type": "m5.xlarge"},
         "core": {"instance_type": "r5.12xlarge", "count": 19, "market": "SPOT"},
         "tags": {"team": "ads"},
-        "spark_conf": {"spark.executor.memoryOverhead": "6g", "spark.serializer": "kryo"},
+        "spark_conf": {"spark.executor.memory": "35g", "spark.executor.memoryOverhead": "6g",
+                       "spark.serializer": "kryo"},
         "subnet_id": "subnet-123",
         **emr,
     }
@@ -83,13 +95,12 @@ def test_cluster_shape_roles_and_lifecycle():
     assert r["Tags"] == [{"Key": "artifact-version", "Value": VERSION}, {"Key": "team", "Value": "ads"}]
 
 
-def test_bootstrap_installs_the_versions_requirements_with_the_configured_python():
+def test_bootstrap_only_checks_the_configured_python_and_installs_nothing():
     assert _request()["BootstrapActions"] == [
         {
-            "Name": "install python requirements",
+            "Name": "check python for the deps archive",
             "ScriptBootstrapAction": {
-                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh",
-                "Args": [f"s3://art-bkt/cmr/{VERSION}/requirements-node.txt", "/usr/bin/python3"],
+                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh", "Args": ["/usr/bin/python3"],
             },
         }
     ]
@@ -98,11 +109,11 @@ def test_bootstrap_installs_the_versions_requirements_with_the_configured_python
 def test_spark_defaults_come_from_sizing_with_spark_conf_on_top():
     props = _conf(_request(), "spark-defaults")["Properties"]
     assert props["spark.executor.instances"] == "170"
-    assert props["spark.executor.memory"] == "37g"
     assert props["spark.executor.cores"] == "5"
     assert props["spark.default.parallelism"] == "1700"
-    assert props["spark.driver.memory"] == "37g"
-    assert props["spark.executor.memoryOverhead"] == "6g"  # emr.spark_conf wins over sizing's 5g
+    assert props["spark.driver.memory"] == "36g"  # fitted to YARN: 41 GiB containers
+    assert props["spark.executor.memory"] == "35g"  # emr.spark_conf wins over sizing's 36g ...
+    assert props["spark.executor.memoryOverhead"] == "6g"  # ... and 5g, still 41 GiB a container
     assert props["spark.serializer"] == "kryo"
     assert props["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "/usr/bin/python3"
 
@@ -142,6 +153,7 @@ def test_step_runs_process_data_in_cluster_mode_from_the_versions_artifacts():
             "spark-submit", "--deploy-mode", "cluster", "--master", "yarn",
             "--py-files", f"s3://art-bkt/cmr/{VERSION}/spark_app.zip",
             "--files", f"s3://art-bkt/cmr/{VERSION}/emr.yaml",
+            *ARCHIVE_ARGS,
             "--jars", f"s3://art-bkt/cmr/{VERSION}/{deequ_jar_name()}",  # uploaded beside the release
             f"s3://art-bkt/cmr/{VERSION}/process_data.py",
             "--pipeline", "catalog_match_rate", "--date", "2026-11-19", "--conf", "emr.yaml",
@@ -197,7 +209,7 @@ def test_launch_on_moto_holds_every_field(moto_server):
     ]
     (action,) = client.list_bootstrap_actions(ClusterId=launched.cluster_id)["BootstrapActions"]
     assert action["ScriptPath"] == f"s3://art-bkt/cmr/{VERSION}/setup.sh"
-    assert action["Args"] == [f"s3://art-bkt/cmr/{VERSION}/requirements-node.txt", "/usr/bin/python3"]
+    assert action["Args"] == ["/usr/bin/python3"]
     (step,) = client.list_steps(ClusterId=launched.cluster_id)["Steps"]
     assert launched.step_ids == [step["Id"]]
     assert step["Config"]["Args"] == request["Steps"][0]["HadoopJarStep"]["Args"]
@@ -217,3 +229,77 @@ def test_submit_adds_the_same_step_to_a_running_cluster(moto_server):
     described = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]
     assert described["Config"]["Args"][-4:] == ["--date", "2026-11-18", "--conf", "emr.yaml"]
     assert described["Config"]["Jar"] == "command-runner.jar"
+
+
+def test_spark_conf_that_would_not_fit_yarn_is_refused_before_anything_is_sent():
+    cfg = _cfg(spark_conf={"spark.executor.memory": "40g"})  # 40g + 5g x 9 > 376 GiB
+    with pytest.raises(ConfigError, match="executors do not fit YARN"):
+        _request(cfg)
+
+
+def test_the_configs_own_dry_run_asks_only_for_containers_that_fit():
+    from spark_app.config import load_config
+
+    cfg = load_config(PROJECT_ROOT / "conf" / "emr.yaml")  # 2 x r5.4xlarge: YARN offers 120 GiB each
+    request = run_job_flow_request(cfg, VERSION, ["--x"], "emr.yaml", TABLE, label="d")
+    props = _conf(request, "spark-defaults")["Properties"]
+    assert (props["spark.executor.memory"], props["spark.executor.memoryOverhead"]) == ("36g", "4g")
+    assert (props["spark.driver.memory"], props["spark.driver.memoryOverhead"]) == ("36g", "4g")
+    assert props["spark.executor.instances"] == "5"  # 6 slots of 40 GiB, 3 a node, one the driver's
+
+
+def _running_cluster(raw, protected=False):
+    return raw.run_job_flow(
+        Name="shared", ReleaseLabel="emr-7.5.0", ServiceRole="r", JobFlowRole="r",
+        Instances={"MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True,
+                   "TerminationProtected": protected},
+    )["JobFlowId"]
+
+
+def test_terminate_refuses_a_protected_cluster_unless_forced(moto_server):
+    client = emr_client(_cfg(endpoint_url=moto_server.endpoint_url).emr)
+    protected = _running_cluster(client, protected=True)
+    with pytest.raises(ConfigError, match="termination protection; pass --force"):
+        terminate(client, protected)
+    assert client.describe_cluster(ClusterId=protected)["Cluster"]["Status"]["State"] == "WAITING"
+    assert terminate(client, protected, force=True).startswith(f"cluster {protected} terminating")
+    state = client.describe_cluster(ClusterId=protected)["Cluster"]["Status"]["State"]
+    assert state in ("TERMINATING", "TERMINATED")
+    plain = _running_cluster(client)
+    terminate(client, plain)
+    state = client.describe_cluster(ClusterId=plain)["Cluster"]["Status"]["State"]
+    assert state in ("TERMINATING", "TERMINATED")
+
+
+class _CancelStepsStandIn:
+    """moto has no CancelSteps (NotImplemented): this stand-in forwards every call to the moto client
+    and answers CancelSteps the way EMR does, recording the request; it stands for EMR's answer only."""
+
+    def __init__(self, client):
+        self.client, self.cancelled = client, []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def cancel_steps(self, **request):
+        self.cancelled.append(request)
+        info = {"StepId": request["StepIds"][0], "Status": "SUBMITTED", "Reason": ""}
+        return {"CancelStepsInfoList": [info]}
+
+
+def test_cancel_sends_cancel_steps_for_a_pending_step_and_refuses_a_finished_one(moto_server):
+    client = emr_client(_cfg(endpoint_url=moto_server.endpoint_url).emr)
+    cluster_id = _running_cluster(client)
+    step = spark_submit_step(_cfg(), VERSION, ["--x"], "emr.yaml", "n")
+    step_id = submit(client, cluster_id, step)
+    stand_in = _CancelStepsStandIn(client)
+    state = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]["Status"]["State"]
+    assert state in ("PENDING", "RUNNING")  # moto's steps stay where they start
+    assert cancel_step(stand_in, cluster_id, step_id) == f"step {step_id}: SUBMITTED"
+    assert stand_in.cancelled == [{"ClusterId": cluster_id, "StepIds": [step_id],
+                                   "StepCancellationOption": "SEND_INTERRUPT"}]
+    # moto's steps never finish over HTTP: a finished step is answered by this stand-in
+    finished = {"Step": {"Status": {"State": "COMPLETED"}}}
+    done = type("Done", (), {"describe_step": lambda self, **kw: finished})()
+    with pytest.raises(ConfigError, match="is COMPLETED: only a PENDING or RUNNING step"):
+        cancel_step(done, cluster_id, step_id)

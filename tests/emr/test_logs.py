@@ -9,7 +9,10 @@ import boto3
 import pytest
 
 from spark_app.emr.logs import (
+    bootstrap_failed,
     diagnose,
+    diagnose_bootstrap,
+    driver_stdout,
     last_python_traceback,
     parse_container_stderr,
     parse_step_stderr,
@@ -117,3 +120,57 @@ def test_diagnose_before_logs_arrive_says_so(log_bucket):
     d = diagnose(s3, f"s3://{bucket}/logs/", "j-NONE", "s-NONE")
     assert d.cause is None and d.logs_read == []
     assert "EMR copies logs there about every five minutes" in d.render()
+
+
+def test_driver_stdout_is_the_applications_first_containers_stdout(log_bucket):
+    s3, bucket = log_bucket
+    base = "cmr/logs/j-OUT/"
+    containers = f"{base}containers/{APP2}/container_1763618400000_0002_01"
+    s3.put_object(Bucket=bucket, Key=f"{base}steps/s-OUT/stderr.gz",
+                  Body=(DATA / "step_stderr_app_failed.gz").read_bytes())
+    s3.put_object(Bucket=bucket, Key=f"{containers}_000002/stdout.gz", Body=gzip.compress(b"executor\n"))
+    s3.put_object(Bucket=bucket, Key=f"{containers}_000001/stdout.gz",
+                  Body=gzip.compress(b"stage extract: 8000000 rows\n"))
+    uri, text = driver_stdout(s3, f"s3://{bucket}/cmr/logs/", "j-OUT", "s-OUT")
+    assert uri == f"s3://{bucket}/{containers}_000001/stdout.gz"
+    assert text == "stage extract: 8000000 rows\n"
+    assert driver_stdout(s3, f"s3://{bucket}/cmr/logs/", "j-OUT", "s-NONE") == (None, "")
+
+
+BOOTSTRAP_REASON = ("Master instance (i-0fa1c2) failed attempting to run bootstrap action file path "
+                    "'s3://art/cmr/v1/setup.sh' for bootstrap action 1 with return code 1")
+
+
+def _node_logs(s3, bucket):
+    """Sample node logs as EMR copies them: the failing master and a core node whose check passed."""
+    base = "cmr/logs/j-BOOT/node"
+    s3.put_object(Bucket=bucket, Key=f"{base}/i-0fa1c2/bootstrap-actions/1/stderr.gz",
+                  Body=(DATA / "bootstrap_node_failed_stderr.gz").read_bytes())
+    s3.put_object(Bucket=bucket, Key=f"{base}/i-0b00b5/bootstrap-actions/1/stderr.gz",
+                  Body=(DATA / "bootstrap_node_ok_stderr.gz").read_bytes())
+    s3.put_object(Bucket=bucket, Key=f"{base}/i-0fa1c2/applications/hadoop-yarn/yarn-yarn-nodemanager.log.gz",
+                  Body=gzip.compress(b"unrelated\n"))
+
+
+def test_failed_bootstrap_names_node_action_and_the_tail_of_its_stderr(log_bucket):
+    s3, bucket = log_bucket
+    _node_logs(s3, bucket)
+    assert bootstrap_failed(BOOTSTRAP_REASON) and not bootstrap_failed("Steps completed")
+    d = diagnose_bootstrap(s3, f"s3://{bucket}/cmr/logs/", "j-BOOT", BOOTSTRAP_REASON,
+                           ["check python for the deps archive"])
+    assert d.cause.summary == "bootstrap action 1 (check python for the deps archive) failed on node i-0fa1c2"
+    assert d.cause.source == f"s3://{bucket}/cmr/logs/j-BOOT/node/i-0fa1c2/bootstrap-actions/1/stderr.gz"
+    assert d.cause.evidence == [gzip.decompress((DATA / "bootstrap_node_failed_stderr.gz").read_bytes())
+                                .decode().strip()]
+    assert d.cause.suggestion.startswith("'/usr/bin/python3' is Python 3.7; the dependency archive is built")
+    assert d.render().splitlines()[0].startswith("Probable cause: bootstrap action 1 (check python")
+
+
+def test_without_a_reason_naming_the_node_the_first_non_empty_stderr_is_taken(log_bucket):
+    s3, bucket = log_bucket
+    _node_logs(s3, bucket)
+    d = diagnose_bootstrap(s3, f"s3://{bucket}/cmr/logs/", "j-BOOT", "Bootstrap failure", ["check"])
+    assert d.cause.summary == "bootstrap action 1 (check) failed on node i-0fa1c2"
+    assert len(d.logs_read) == 2  # the passing node's empty stderr first (sorted), then the failing one
+    none = diagnose_bootstrap(s3, f"s3://{bucket}/cmr/logs/", "j-NONE", BOOTSTRAP_REASON, ["check"])
+    assert none.cause is None and none.logs_read == []

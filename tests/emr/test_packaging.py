@@ -36,7 +36,7 @@ def _source_tree(root: Path) -> Path:
         "pipelines/tests/test_job.py": "",
         "pipelines/.hidden/x.py": "",
         "process_data.py": "print('run')\n",
-        "requirements/node.txt": "pyyaml==6.0.2\n",
+        "requirements/node.lock": "pyyaml==6.0.2\n",
         "bootstrap/setup.sh": "#!/usr/bin/env bash\n",
         "conf/emr.yaml": "emr: {}\n",
     }
@@ -98,7 +98,7 @@ def test_build_lists_every_artifact(tmp_path):
     assert sorted(a.name for a in b.artifacts) == [
         "emr.yaml",
         "process_data.py",
-        "requirements-node.txt",
+        "requirements-node.lock",
         "setup.sh",
         "spark_app.zip",
     ]
@@ -121,7 +121,7 @@ def test_real_project_zip_has_the_job_and_no_deploy_side_local_tests_or_caches()
     assert "spark_app/postgres/migrations/versions/0001_match_rate_tables.py" in names
     assert [n for n in names if n.startswith(("spark_app/emr/", "spark_app/local/"))] == []
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
-    assert b.by_name()["requirements-node.txt"].data == (ROOT / "requirements/node.txt").read_bytes()
+    assert b.by_name()["requirements-node.lock"].data == (ROOT / "requirements/node.lock").read_bytes()
 
 
 @pytest.fixture()

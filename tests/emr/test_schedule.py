@@ -24,11 +24,15 @@ from spark_app.emr.schedule import (
     launch_template,
     launcher_policy,
     render_template,
+    serverless_templates,
     yesterday_utc,
 )
 from spark_app.emr.sizing import load_instance_types
 
 ACCOUNT = "123456789012"  # moto's account
+
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/cmr-serverless-job"
 
 
 def _cfg(bucket="art-bkt", **schedule):
@@ -41,6 +45,7 @@ def _cfg(bucket="art-bkt", **schedule):
             "emr": {
                 "bucket": bucket,
                 "prefix": "cmr",
+                "serverless": {"execution_role_arn": ROLE, "application_name": f"cmr-{suffix}"},
                 "schedule": {
                     "cron": "cron(0 6 * * ? *)",
                     "function_name": f"launcher-{suffix}",
@@ -130,7 +135,8 @@ def test_deploy_creates_rule_target_permission_and_policy_and_is_idempotent(moto
 
     fn = lam.get_function(FunctionName=sched.function_name)["Configuration"]
     assert fn["Handler"] == HANDLER and fn["Runtime"] == "python3.12"
-    assert fn["Environment"]["Variables"] == {"ARTIFACT_BUCKET": "art-bkt", "ARTIFACT_PREFIX": "cmr"}
+    assert fn["Environment"]["Variables"] == {"ARTIFACT_BUCKET": "art-bkt", "ARTIFACT_PREFIX": "cmr",
+                                              "LAUNCH_TARGET": "ec2"}
     assert fn["Role"] == first.role_arn
 
     (statement,) = json.loads(lam.get_policy(FunctionName=sched.function_name)["Policy"])["Statement"]
@@ -180,3 +186,36 @@ def test_handler_without_a_template_says_to_upload(moto_server, monkeypatch):
     monkeypatch.setenv("ARTIFACT_PREFIX", "cmr")
     with pytest.raises(RuntimeError, match="run `deploy.py upload"):
         handler({}, None)
+
+
+def test_serverless_policy_allows_the_application_and_job_run_calls_and_passes_only_the_execution_role():
+    by_sid = {s["Sid"]: (s["Action"], s["Resource"])
+              for s in launcher_policy(_cfg(target="serverless").emr, ACCOUNT)["Statement"]}
+    assert by_sid["LaunchCluster"] == (["emr-serverless:ListApplications", "emr-serverless:CreateApplication",
+                                        "emr-serverless:StartJobRun", "emr-serverless:TagResource"], "*")
+    assert by_sid["PassEmrRoles"] == (["iam:PassRole"], [ROLE])
+
+
+def test_handler_with_the_serverless_target_starts_yesterdays_job_run(moto_server, monkeypatch):
+    endpoint = moto_server.endpoint_url
+    bucket = f"rel-{uuid.uuid4().hex[:8]}"
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=bucket)
+    cfg = _cfg(bucket=bucket, target="serverless")
+    release = Build("abc123def456", [Artifact("process_data.py", b"print()\n")])
+    upload(s3, release, bucket, "cmr", extra=serverless_templates(cfg, release.version, "emr.yaml",
+                                                                  load_instance_types()))
+    env = {"AWS_ENDPOINT_URL": endpoint, "ARTIFACT_BUCKET": bucket, "ARTIFACT_PREFIX": "cmr",
+           "LAUNCH_TARGET": "serverless"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    first = handler({}, None)
+    second = handler({"date": "2026-11-01"}, None)
+    assert first["application_id"] == second["application_id"]  # created once, then reused
+    sls = boto3.client("emr-serverless", endpoint_url=endpoint, region_name="us-east-1")
+    app = sls.get_application(applicationId=first["application_id"])["application"]
+    assert app["name"] == cfg.emr.serverless.application_name
+    run = sls.get_job_run(applicationId=first["application_id"], jobRunId=first["job_run_id"])["jobRun"]
+    assert run["jobDriver"]["sparkSubmit"]["entryPointArguments"][-4:] == [
+        "--date", yesterday_utc(), "--conf", "emr.yaml"]
+    assert run["executionRole"] == ROLE
