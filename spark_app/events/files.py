@@ -1,9 +1,9 @@
 """Runs on executors (each file opened and checked in its task) and the driver (listing the day).
 
-Listing goes through the JVM's Hadoop FileSystem, so the same code reads `s3://` through EMRFS
-on the cluster and plain paths locally. The gzip check runs on the executors: Spark's own
-`ignoreCorruptFiles` would skip a broken file without saying which one, and a job that fails
-on the first broken file names only that one. Checking every `.gz` file in one job names all.
+The driver lists the day's folders itself (boto3 for `s3://`, the filesystem otherwise) and hands
+each task literal file names: nothing is globbed, so a root holding `[1]` or a file named
+`part-0000*.json.gz` is read as what it is. A task opens its file with `open_source` and tells
+gzip from text by the file's first bytes, never by its name.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import io
 import logging
+import os
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,6 +24,21 @@ from spark_app.s3_uri import is_s3_uri, split_s3_uri
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+# First bytes of formats that are neither gzip nor text lines: such a file is unreadable, never lines.
+OTHER_MAGIC = {
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"PAR1": "Parquet",
+    b"\x04\x22\x4d\x18": "lz4",
+    b"\xff\x06\x00\x00sNaPpY": "snappy",
+}
+
+
+class Unreadable(Exception):
+    """A file that cannot be read to its end; its lines are left out and its bytes count as lost."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,46 @@ def day_folders(root: str, day: date) -> List[str]:
 def is_data_file_name(name: str) -> bool:
     """Spark's own rule: names starting with `_` or `.` are markers and checksums, not data."""
     return bool(name) and not name.startswith(("_", "."))
+
+
+def content_kind(head: bytes) -> str:
+    """`gzip`, `text`, or the name of another binary format, from a file's first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    for magic, kind in OTHER_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "binary" if b"\x00" in head else "text"
+
+
+def list_source_files(folder: str, s3_client=None) -> List[SourceFile]:
+    """Non-hidden, non-empty files directly in `folder` (absent: none), sorted by name."""
+    if is_s3_uri(folder):
+        return _list_s3_files(folder, s3_client)
+    local = folder[len("file:") :] if folder.startswith("file:") else folder
+    if not os.path.isdir(local):
+        return []
+    files = []
+    with os.scandir(local) as entries:
+        for entry in entries:
+            if entry.is_file() and is_data_file_name(entry.name) and entry.stat().st_size > 0:
+                files.append(SourceFile("file:" + os.path.abspath(entry.path), entry.stat().st_size))
+    return sorted(files, key=lambda f: f.path)
+
+
+def _list_s3_files(folder: str, s3_client) -> List[SourceFile]:
+    import boto3
+
+    bucket, prefix = split_s3_uri(folder.rstrip("/") + "/")
+    scheme = folder.split("://", 1)[0]
+    client = s3_client or boto3.client("s3")
+    files = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(prefix) :]
+            if "/" not in name and is_data_file_name(name) and obj["Size"] > 0:
+                files.append(SourceFile(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"])))
+    return sorted(files, key=lambda f: f.path)
 
 
 def list_data_files(spark, folder: str) -> List[SourceFile]:
