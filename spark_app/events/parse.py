@@ -63,7 +63,7 @@ class DayWindow:
     known_types: Tuple[str, ...]
 
     @classmethod
-    def of(cls, day: date, now: datetime, max_future_minutes: int, known_types) -> "DayWindow":
+    def of(cls, day: date, now: datetime, max_future_minutes: int, known_types) -> DayWindow:
         start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
         limit = now + timedelta(minutes=max_future_minutes)
         return cls(_micros(start), _micros(start + timedelta(days=1)), _micros(limit), tuple(known_types))

@@ -25,7 +25,13 @@ from spark_app.config import EventsConfig
 from spark_app.errors import DataNotReady, PipelineError, SourceError
 from spark_app.events.files import SourceFile, day_folders, list_source_files
 from spark_app.events.parse import REASONS, DayWindow
-from spark_app.events.scan import QUARANTINE_SCHEMA, SCAN_SCHEMA, ScanSpec, quarantine_partition, scan_partition
+from spark_app.events.scan import (
+    QUARANTINE_SCHEMA,
+    SCAN_SCHEMA,
+    ScanSpec,
+    quarantine_partition,
+    scan_partition,
+)
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +136,8 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, then)
     except Exception as exc:  # noqa: BLE001
         if persisted is not None:
             persisted.unpersist()
-        raise SourceError(f"events of {day}: writing the quarantine {qfolder} failed: {_first_line(exc)}") from exc
+        problem = _first_line(exc)
+        raise SourceError(f"events of {day}: writing the quarantine {qfolder} failed: {problem}") from exc
     by_folder, lines_by_folder = _by_folder(reports)
     return DayEvents(
         day=day,
@@ -231,7 +238,7 @@ def _by_folder(reports: List[dict]) -> Tuple[Dict[str, int], Dict[str, int]]:
     return rejected, lines
 
 
-def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_id: str, rejected: int) -> None:
+def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_id: str, rejected: int):
     """Rejected records as JSON lines, re-read from the files that had any; a rerun replaces them."""
     if rejected == 0:
         _delete_if_present(spark, folder)
@@ -239,7 +246,8 @@ def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_
     from pyspark.sql import functions as F
 
     names = spark.sparkContext.parallelize([(p,) for p in paths], max(1, len(paths)))
-    rows = spark.createDataFrame(names, "path string").mapInArrow(quarantine_partition(spec), QUARANTINE_SCHEMA)
+    files = spark.createDataFrame(names, "path string")
+    rows = files.mapInArrow(quarantine_partition(spec), QUARANTINE_SCHEMA)
     (
         rows.select("raw", "reason", "source_file", F.lit(run_id).alias("run_id"))
         .coalesce(max(1, min(64, rejected // 1_000_000)))

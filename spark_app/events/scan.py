@@ -22,7 +22,9 @@ from spark_app.events.files import GZIP_MAGIC, Unreadable, content_kind, open_so
 from spark_app.events.parse import DayWindow
 from spark_app.events.vector import BlockResult, classify_json_block
 
-SCAN_SCHEMA = "event_id string, event_type string, ts_us long, advertiser_id long, product_id string, report string"
+SCAN_SCHEMA = (
+    "event_id string, event_type string, ts_us long, advertiser_id long, product_id string, report string"
+)
 QUARANTINE_SCHEMA = "raw string, reason string, source_file string"
 EVENT_COLUMNS = ("event_id", "event_type", "ts_us", "advertiser_id", "product_id")
 BLOCK_BYTES = 8 << 20
@@ -59,8 +61,9 @@ def quarantine_partition(spec: ScanSpec):
                 for result in classify_file(path, spec):
                     rows += [(_raw_text(raw), reason) for raw, reason in result.rejects]
                 if rows:
+                    raws, reasons = [r for r, _ in rows], [w for _, w in rows]
                     yield pa.RecordBatch.from_pydict(
-                        {"raw": [r for r, _ in rows], "reason": [w for _, w in rows], "source_file": [path] * len(rows)}
+                        {"raw": raws, "reason": reasons, "source_file": [path] * len(rows)}
                     )
 
     return run
