@@ -172,8 +172,8 @@ def _shared_postgres_class():
 
 def run_child(args: argparse.Namespace) -> int:
     """Inside the child: build the context on the shared servers, run the module, write its rows."""
-    from spark_app.local.servers import LocalMoto, fake_aws_credentials
-    from spark_app.session import prepare_local_environment
+    from spark_app.local.servers import LocalMoto
+    from spark_app.session import fake_aws_credentials, prepare_local_environment
 
     prepare_local_environment()
     fake_aws_credentials()

@@ -171,9 +171,7 @@ def _events(spark, files: List[SourceFile], spec: ScanSpec, observation):
     """One task per file (largest first), observed; the valid in-day events as EVENT_SCHEMA."""
     from pyspark.sql import functions as F
 
-    paths = [f.path for f in sorted(files, key=lambda f: -f.size)]
-    names = spark.sparkContext.parallelize([(p,) for p in paths], max(1, len(paths)))
-    scanned = spark.createDataFrame(names, "path string").mapInArrow(scan_partition(spec), SCAN_SCHEMA)
+    scanned = _file_names(spark, files).mapInArrow(scan_partition(spec), SCAN_SCHEMA)
     is_event = F.col("report").isNull()
     observed = scanned.observe(
         observation,
@@ -187,6 +185,19 @@ def _events(spark, files: List[SourceFile], spec: ScanSpec, observation):
         "advertiser_id",
         "product_id",
     )
+
+
+def _file_names(spark, files: List[SourceFile]):
+    """A one-column frame of literal paths: tasks of about equal bytes, at most two per core."""
+    sc = spark.sparkContext
+    bins: List[List[str]] = [[] for _ in range(max(1, min(len(files), 2 * sc.defaultParallelism)))]
+    loads = [0] * len(bins)
+    for f in sorted(files, key=lambda f: -f.size):  # largest first, each into the lightest task
+        i = loads.index(min(loads))
+        bins[i].append(f.path)
+        loads[i] += f.size
+    rows = sc.parallelize(bins, len(bins)).flatMap(lambda paths: [(p,) for p in paths])
+    return spark.createDataFrame(rows, "path string")
 
 
 def _storage_level():
@@ -245,9 +256,8 @@ def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_
         return
     from pyspark.sql import functions as F
 
-    names = spark.sparkContext.parallelize([(p,) for p in paths], max(1, len(paths)))
-    files = spark.createDataFrame(names, "path string")
-    rows = files.mapInArrow(quarantine_partition(spec), QUARANTINE_SCHEMA)
+    listed = [SourceFile(p, 1) for p in paths]
+    rows = _file_names(spark, listed).mapInArrow(quarantine_partition(spec), QUARANTINE_SCHEMA)
     (
         rows.select("raw", "reason", "source_file", F.lit(run_id).alias("run_id"))
         .coalesce(max(1, min(64, rejected // 1_000_000)))
