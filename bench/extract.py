@@ -77,7 +77,8 @@ def _measure_day(spark, root: Path, fmt: str, n: int, sample, heaps) -> List[Ben
     result.release()
     heaps[n] = heap_mb
     lines = result.counts["lines_read"]
-    _say(f"extract: ours {label} {n:,}: {lines:,} lines in {ours:.1f}s, {result.spark_jobs} jobs, {result.counts}")
+    _say(f"extract: ours {label} {n:,}: {lines:,} lines in {ours:.1f}s, {result.spark_jobs} jobs")
+    _say(f"extract: counts {result.counts}")
     _say(f"extract: duckdb {label} {n:,}: {duck_s:.1f}s, {duck['keys']:,} keys, {duck['views']:,} views")
     typed_rows, typed = timed(_spark_typed, spark, root, fmt)
     first = heaps[min(heaps)]
@@ -130,7 +131,8 @@ def duckdb_views(root: Path, fmt: str):
     """DuckDB, 2 threads: the same files, every field as text, validated, day kept, dedup, views."""
     import duckdb
 
-    paths = [f.path[len("file:") :] for folder in day_folders(str(root), DAY) for f in list_source_files(folder)]
+    listed = [f for folder in day_folders(str(root), DAY) for f in list_source_files(folder)]
+    paths = [f.path[len("file:") :] for f in listed]
     con = duckdb.connect()
     con.execute("SET threads = 2")
     con.execute("SET TimeZone = 'UTC'")
