@@ -119,7 +119,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, then)
         else:
             persisted = then(events).persist(_storage_level())
             persisted.count()
-        counts, reports = _counts(observation.get)
+        counts, reports = day_counts(observation.get)
     except PipelineError:
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
@@ -206,8 +206,9 @@ def _storage_level():
     return StorageLevel.MEMORY_AND_DISK
 
 
-def _counts(observed) -> Tuple[Dict[str, int], List[dict]]:
-    """The day's counts from the observed reports; raises when they do not add up."""
+def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
+    """The day's counts from the observed metrics (in-day events, per-file reports); raises when
+    the lines read (counted from the bytes) and their outcomes do not add up."""
     reports = [json.loads(line) for line in (observed.get("reports") or "").split("\n") if line]
     total: Dict[str, int] = {}
     for report in reports:

@@ -44,7 +44,7 @@ def scan_partition(spec: ScanSpec):
     def run(batches):
         for batch in batches:
             for path in batch.column("path").to_pylist():
-                yield from _scan_one(path, spec)
+                yield from scan_file(path, spec)
 
     return run
 
@@ -69,7 +69,8 @@ def quarantine_partition(spec: ScanSpec):
     return run
 
 
-def _scan_one(path: str, spec: ScanSpec):
+def scan_file(path: str, spec: ScanSpec):
+    """Arrow batches of the file's in-day events, then its report row (JSON)."""
     report: Dict[str, object] = {"path": path}
     try:
         for result in classify_file(path, spec):
