@@ -29,7 +29,7 @@ def classify_parquet_file(path: str, window: DayWindow) -> Iterator[BlockResult]
     with open_source(path) as stream:
         source = stream if _seekable(stream) else io.BytesIO(stream.read())
         try:
-            parquet = pq.ParquetFile(source)
+            parquet = pq.ParquetFile(source, buffer_size=1 << 20, pre_buffer=False)  # page by page
         except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError: not Parquet, cut short
             raise Unreadable(f"not a readable Parquet file: {exc}") from exc
         for batch in _batches(parquet, path):
