@@ -16,7 +16,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Dict, Iterator, List, Optional
+from typing import Iterator, List, Optional
 from urllib.parse import unquote
 
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
@@ -44,11 +44,7 @@ class Unreadable(Exception):
 @dataclass(frozen=True)
 class SourceFile:
     path: str  # as Hadoop names it: file:/..., s3://bucket/...
-    size: int  # bytes on storage (compressed size for .gz)
-
-    @property
-    def gzipped(self) -> bool:
-        return self.path.endswith(".gz")
+    size: int  # bytes on storage (compressed size for gzip)
 
 
 def day_folder(root: str, day: date) -> str:
@@ -106,21 +102,6 @@ def _list_s3_files(folder: str, s3_client) -> List[SourceFile]:
     return sorted(files, key=lambda f: f.path)
 
 
-def list_data_files(spark, folder: str) -> List[SourceFile]:
-    """Non-hidden, non-empty files directly in `folder`; an absent folder gives an empty list."""
-    jvm = spark._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
-    if not fs.exists(hpath):
-        return []
-    files = []
-    for status in fs.listStatus(hpath):
-        name = status.getPath().getName()
-        if status.isFile() and is_data_file_name(name) and status.getLen() > 0:
-            files.append(SourceFile(status.getPath().toString(), int(status.getLen())))
-    return sorted(files, key=lambda f: f.path)
-
-
 def gzip_problem(content) -> Optional[str]:
     """Why a gzip stream cannot be read to its end (None when it can).
 
@@ -138,21 +119,6 @@ def gzip_problem(content) -> Optional[str]:
     except (OSError, EOFError, zlib.error) as exc:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None
-
-
-def find_corrupt_gzip(spark, files: List[SourceFile]) -> Dict[str, str]:
-    """{path: problem} for the `.gz` files among `files` that cannot be decompressed to the end.
-
-    One Spark job, one file per task: each task streams its file itself (the local filesystem,
-    or S3 through boto3) and decompresses it chunk by chunk, so no file's bytes pass through
-    the JVM and a task's memory is one chunk however large the file. Only the names and
-    problems of the broken files come back to the driver.
-    """
-    gz_paths = [f.path for f in files if f.gzipped]
-    if not gz_paths:
-        return {}
-    checked = spark.sparkContext.parallelize(gz_paths, len(gz_paths)).map(check_gzip_file)
-    return {path: problem for path, problem in checked.collect() if problem is not None}
 
 
 def check_gzip_file(path: str):
