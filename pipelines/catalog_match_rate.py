@@ -100,15 +100,15 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
 
     assert cfg.events is not None
     check_day_available(cfg.events, day, s3=cfg.s3)  # raises DataNotReady; logs what dt=D+1 lacks
-    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3)  # logs corrupt files, quarantine
-    per_key = count_product_views(day_events.events).persist(StorageLevel.MEMORY_AND_DISK)
+    # one pass over the files: counts, dedup and views per key together; logs corrupt files, quarantine
+    day_events = read_day_events(spark, cfg.events, day, run_id, then=count_product_views, s3=cfg.s3)
+    per_key = day_events.result  # persisted
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),
         F.sum("view_count").alias("view_events"),
         F.sum("other_events").alias("other_events"),
         F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
     ).first()
-    day_events.release()  # per_key is cached and complete: the day's records are no longer needed
     counts = _event_counts(day_events.counts, totals)
     counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")

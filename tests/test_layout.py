@@ -166,7 +166,15 @@ def test_every_subpackage_says_what_it_does_and_where_it_runs():
 
 def test_modules_that_run_on_executors_say_so_in_their_first_line():
     # Modules holding partition functions (mapInArrow / mapPartitions bodies).
-    executor_side = ["spark_app.dynamo.lookup", "spark_app.postgres.load", "spark_app.events.files"]
+    executor_side = [
+        "spark_app.dynamo.lookup",
+        "spark_app.postgres.load",
+        "spark_app.events.files",
+        "spark_app.events.scan",
+        "spark_app.events.vector",
+        "spark_app.events.parse",
+        "spark_app.events.tables",
+    ]
     for name in executor_side:
         doc = ast.get_docstring(ast.parse(library_modules()[name].read_text())) or ""
         assert doc.splitlines()[0].startswith("Runs on executors"), name

@@ -1,11 +1,11 @@
 """Runs on executors (each file opened and checked in its task) and the driver (listing the day).
 
-Listing goes through the JVM's Hadoop FileSystem, so the same code reads `s3://` through EMRFS
-on the cluster, through S3A locally (moto's server) and plain paths. Files are opened with
-boto3 for `s3://`, at the endpoint of the `s3` config, which travels to the tasks in their
-closure (never through the environment). The gzip check runs on the executors: Spark's own
-`ignoreCorruptFiles` would skip a broken file without saying which one, and a job that fails
-on the first broken file names only that one. Checking every `.gz` file in one job names all.
+The driver lists the day's folders itself (boto3 for `s3://`, the filesystem otherwise) and hands
+each task literal file names: nothing is globbed, so a root holding `[1]` or a file named
+`part-0000*.json.gz` is read as what it is. `s3://` files are listed and opened with boto3 at the
+endpoint of the `s3` config, which travels to the tasks in their closure (never through the
+environment). A task opens its file with `open_source` and tells
+gzip from text by the file's first bytes, never by its name.
 """
 
 from __future__ import annotations
@@ -14,29 +14,40 @@ import contextlib
 import gzip
 import io
 import logging
+import os
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Dict, Iterator, List, Optional
+from typing import Iterator, List, Optional
 from urllib.parse import unquote
 
 from spark_app.config import S3Config
-from spark_app.errors import SourceError
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+# First bytes of formats that are neither gzip nor text lines: such a file is unreadable, never lines.
+OTHER_MAGIC = {
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"PAR1": "Parquet",
+    b"\x04\x22\x4d\x18": "lz4",
+    b"\xff\x06\x00\x00sNaPpY": "snappy",
+}
+
+
+class Unreadable(Exception):
+    """A file that cannot be read to its end; its lines are left out and its bytes count as lost."""
 
 
 @dataclass(frozen=True)
 class SourceFile:
     path: str  # as Hadoop names it: file:/..., s3://bucket/...
-    size: int  # bytes on storage (compressed size for .gz)
-
-    @property
-    def gzipped(self) -> bool:
-        return self.path.endswith(".gz")
+    size: int  # bytes on storage (compressed size for gzip)
 
 
 def day_folder(root: str, day: date) -> str:
@@ -54,35 +65,42 @@ def is_data_file_name(name: str) -> bool:
     return bool(name) and not name.startswith(("_", "."))
 
 
-def list_data_files(spark, folder: str) -> List[SourceFile]:
-    """Non-hidden, non-empty files directly in `folder`; an absent folder gives an empty list.
+def content_kind(head: bytes) -> str:
+    """`gzip`, `text`, or the name of another binary format, from a file's first bytes."""
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    for magic, kind in OTHER_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return "binary" if b"\x00" in head else "text"
 
-    A store that refuses the listing (credentials, a missing bucket, no route to the endpoint)
-    is a SourceError naming the folder and the store's own reason.
-    """
-    jvm = spark._jvm
-    try:
-        hpath = jvm.org.apache.hadoop.fs.Path(folder)
-        fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
-        if not fs.exists(hpath):
-            return []
-        statuses = list(fs.listStatus(hpath))
-    except Exception as exc:  # noqa: BLE001 - Py4J carries every JVM error alike
-        raise SourceError(f"{folder}: listing failed: {_java_reason(exc)}") from exc
+
+def list_source_files(folder: str, s3_client=None) -> List[SourceFile]:
+    """Non-hidden, non-empty files directly in `folder` (absent: none), sorted by name."""
+    if is_s3_uri(folder):
+        return _list_s3_files(folder, s3_client)
+    local = folder[len("file:") :] if folder.startswith("file:") else folder
+    if not os.path.isdir(local):
+        return []
     files = []
-    for status in statuses:
-        name = status.getPath().getName()
-        if status.isFile() and is_data_file_name(name) and status.getLen() > 0:
-            files.append(SourceFile(status.getPath().toString(), int(status.getLen())))
+    with os.scandir(local) as entries:
+        for entry in entries:
+            if entry.is_file() and is_data_file_name(entry.name) and entry.stat().st_size > 0:
+                files.append(SourceFile("file:" + os.path.abspath(entry.path), entry.stat().st_size))
     return sorted(files, key=lambda f: f.path)
 
 
-def _java_reason(exc: BaseException) -> str:
-    """The first line of a JVM exception's message (Py4J adds its own lines around it)."""
-    java = getattr(exc, "java_exception", None)
-    text = str(java.toString()) if java is not None else str(exc)
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0][:500] if lines else type(exc).__name__
+def _list_s3_files(folder: str, s3_client) -> List[SourceFile]:
+    bucket, prefix = split_s3_uri(folder.rstrip("/") + "/")
+    scheme = folder.split("://", 1)[0]
+    client = s3_client or make_s3_client()
+    files = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(prefix) :]
+            if "/" not in name and is_data_file_name(name) and obj["Size"] > 0:
+                files.append(SourceFile(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"])))
+    return sorted(files, key=lambda f: f.path)
 
 
 def gzip_problem(content) -> Optional[str]:
@@ -102,21 +120,6 @@ def gzip_problem(content) -> Optional[str]:
     except (OSError, EOFError, zlib.error) as exc:
         return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return None
-
-
-def find_corrupt_gzip(spark, files: List[SourceFile], s3: Optional[S3Config] = None) -> Dict[str, str]:
-    """{path: problem} for the `.gz` files among `files` that cannot be decompressed to the end.
-
-    One Spark job, one file per task: each task streams its file itself (the local filesystem,
-    or S3 through boto3) and decompresses it chunk by chunk, so no file's bytes pass through
-    the JVM and a task's memory is one chunk however large the file. Only the names and
-    problems of the broken files come back to the driver. `s3` (the endpoint) goes with the tasks.
-    """
-    gz_paths = [f.path for f in files if f.gzipped]
-    if not gz_paths:
-        return {}
-    checked = spark.sparkContext.parallelize(gz_paths, len(gz_paths)).map(lambda p: check_gzip_file(p, s3))
-    return {path: problem for path, problem in checked.collect() if problem is not None}
 
 
 def check_gzip_file(path: str, s3: Optional[S3Config] = None):
@@ -141,12 +144,15 @@ def s3_client(s3: Optional[S3Config] = None):
     return boto3.client("s3", endpoint_url=s3.endpoint_url, config=BotoConfig(s3=style))
 
 
+make_s3_client = s3_client  # for callers whose own argument is named s3_client
+
+
 @contextlib.contextmanager
 def open_source(path: str, s3: Optional[S3Config] = None) -> Iterator:
-    """A binary stream of a listed file: `file:` paths directly, `s3://` through boto3 at `s3`'s endpoint."""
+    """A binary stream of a listed file: `file:` paths directly, `s3://` through boto3 (`s3`'s endpoint)."""
     if is_s3_uri(path):
         bucket, key = split_s3_uri(path)
-        body = s3_client(s3).get_object(Bucket=bucket, Key=unquote(key))["Body"]
+        body = s3_client(s3).get_object(Bucket=bucket, Key=key)["Body"]  # listed keys are literal
         try:
             yield body
         finally:

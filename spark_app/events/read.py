@@ -5,25 +5,34 @@ so events of the last minutes of D land in `dt=D+1`; both folders are read and o
 events of D are kept. Invalid records are not dropped silently: each gets a reason, is
 counted, and is written with its raw text to the quarantine for the run.
 
-Spark work per call (measured, see docs/events.md): one job for the gzip integrity check
-(only when the day has .gz files); one aggregation for every count, which under adaptive
-execution is three jobs (materializing the persisted classified records, the only pass over
-the input; the partial counts; the final counts); one write of the quarantine (only when
-something was rejected). The returned `events` reads the same persisted records.
+Spark work per call (see docs/events.md): the driver lists the files; one pass reads them, one
+task per file (`spark_app.events.scan`), and the counts come back through `DataFrame.observe`
+from that same pass; when `then` is given (the pipeline's dedup and views per key), it runs in
+that pass too and its result is persisted. The quarantine is a second read of only the files
+that had rejected records. `events` itself stays lazy: using it reads the files again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, PipelineError, SourceError
-from spark_app.events.files import SourceFile, day_folder, day_folders, find_corrupt_gzip, list_data_files
-from spark_app.events.parse import FIELDS, OUTCOMES, REASONS, classify, parquet_as_strings, parse_json_lines
+from spark_app.events.files import SourceFile, day_folders, list_source_files, s3_client
+from spark_app.events.parse import REASONS, DayWindow
+from spark_app.events.scan import (
+    QUARANTINE_SCHEMA,
+    SCAN_SCHEMA,
+    ScanSpec,
+    quarantine_partition,
+    scan_partition,
+)
+from spark_app.s3_uri import is_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +43,27 @@ EVENT_SCHEMA = "event_id string, event_type string, ts timestamp, advertiser_id 
 class DayEvents:
     """The valid events of one day plus the bookkeeping that says how they were obtained.
 
-    `counts` always satisfies lines_read == in_day + outside_day + rejected and
-    rejected == sum of rejected_<reason>. `bad_share` is the estimated share of the day's
-    input lines that could not be used (see `bad_share`).
+    `counts["lines_read"]` is counted from the files' bytes (newlines, less blank lines), apart
+    from the classification; `in_day` is the number of events that reached Spark. A read whose
+    `lines_read != in_day + outside_day + rejected` raises instead of returning. `bad_share` is
+    the estimated share of the day's input that could not be used (see `bad_share`).
     """
 
     day: date
-    events: object  # DataFrame: EVENT_SCHEMA, every valid event of the day, duplicates kept
+    events: object  # DataFrame: EVENT_SCHEMA, every valid event of the day, duplicates kept (lazy)
     counts: Dict[str, int]
     corrupt_files: List[str] = field(default_factory=list)
     quarantine_path: Optional[str] = None  # <quarantine>/run_id=<run>/dt=<D>; written when rejected > 0
     bad_share: float = 0.0
     spark_jobs: int = 0  # jobs this call ran (the caller's use of `events` comes on top)
-    _classified: object = None
+    result: object = None  # then(events), persisted, when `then` was given
+    rejected_by_folder: Dict[str, int] = field(default_factory=dict)
+    lines_by_folder: Dict[str, int] = field(default_factory=dict)
 
     def release(self) -> None:
-        """Free the persisted records once the caller is done with `events`."""
-        if self._classified is not None:
-            self._classified.unpersist()
+        """Free the persisted result once the caller is done with it."""
+        if self.result is not None:
+            self.result.unpersist()
 
 
 def quarantine_root(cfg: EventsConfig) -> str:
@@ -68,13 +80,17 @@ def read_day_events(
     day: date,
     run_id: str,
     now: Optional[datetime] = None,
+    then: Optional[Callable] = None,
     s3: Optional[S3Config] = None,
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
-    Raises DataNotReady when `dt=D` holds no data file, SourceError when the files cannot be
-    read or the bad share exceeds `cfg.max_bad_share` (the quarantine is written first, so
-    the rejected records can be inspected). `s3` is the endpoint the tasks open `s3://` files at.
+    `then(events)`, when given, is computed in the same pass as the counts and persisted
+    (`DayEvents.result`); the pipeline passes its dedup and views per key. Raises DataNotReady
+    when `dt=D` holds no data file, SourceError when the files cannot be read or the bad share
+    exceeds `cfg.max_bad_share` (the quarantine is written first, so the rejected records can
+    be inspected), PipelineError when the lines read and their outcomes do not add up. `s3` is
+    the endpoint `s3://` files are listed and opened at (in the tasks too).
     """
     now = now or datetime.now(timezone.utc)
     sc = spark.sparkContext
@@ -82,7 +98,7 @@ def read_day_events(
     saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
-        result = _read(spark, cfg, day, run_id, now, s3)
+        result = _read(spark, cfg, day, run_id, now, then, s3)
     finally:
         for key, value in saved.items():
             sc.setLocalProperty(key, value)
@@ -93,37 +109,42 @@ def read_day_events(
 
 
 def _read(
-    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config]
+    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, then, s3: Optional[S3Config]
 ) -> DayEvents:
-    files = _list_day(spark, cfg, day)
-    corrupt = find_corrupt_gzip(spark, files, s3) if cfg.format == "json" else {}
-    for path, problem in corrupt.items():
-        log.warning("unreadable event file %s (%s): its lines are left out of %s", path, problem, day)
-    good = [f for f in files if f.path not in corrupt]
+    from pyspark.sql import Observation
 
-    classified = None
+    files = _list_day(cfg, day, s3)
+    window = DayWindow.of(day, now, cfg.max_future_minutes, cfg.event_types)
+    spec = ScanSpec(cfg.format, window, s3=s3)
+    observation = Observation(f"events_{uuid.uuid4().hex[:8]}")
+    events = _events(spark, files, spec, observation)
+    persisted = None
     try:
-        strings = _strings(spark, cfg, good)
-        typed = classify(strings, day, now, cfg.max_future_minutes, cfg.event_types)
-        classified = _persist(spark, cfg, typed)
-        counts = _count(classified)
+        if then is None:
+            events.select().count()  # the observed pass: every file read once
+        else:
+            persisted = then(events).persist(_storage_level())
+            persisted.count()
+        counts, reports = day_counts(observation.get)
     except PipelineError:
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
-        if classified is not None:
-            classified.unpersist()
-        raise SourceError(f"events of {day}: reading {len(good)} files failed: {_first_line(exc)}") from exc
+        if persisted is not None:
+            persisted.unpersist()
+        raise SourceError(f"events of {day}: reading {len(files)} files failed: {_first_line(exc)}") from exc
+    corrupt = {r["path"]: r["problem"] for r in reports if r.get("problem")}
+    for path, problem in sorted(corrupt.items()):
+        log.warning("unreadable event file %s (%s): its lines are left out of %s", path, problem, day)
     qfolder = quarantine_folder(cfg, day, run_id)
+    rejecting = [r["path"] for r in reports if _rejected(r)]
     try:
-        _write_quarantine(spark, classified, qfolder, run_id, counts["rejected"])
+        _write_quarantine(spark, spec, rejecting, qfolder, run_id, counts["rejected"])
     except Exception as exc:  # noqa: BLE001
-        classified.unpersist()
+        if persisted is not None:
+            persisted.unpersist()
         problem = _first_line(exc)
         raise SourceError(f"events of {day}: writing the quarantine {qfolder} failed: {problem}") from exc
-
-    from pyspark.sql import functions as F
-
-    events = classified.where(F.col("outcome") == "in_day").select(*FIELDS)
+    by_folder, lines_by_folder = _by_folder(reports)
     return DayEvents(
         day=day,
         events=events,
@@ -131,82 +152,122 @@ def _read(
         corrupt_files=sorted(corrupt),
         quarantine_path=qfolder,
         bad_share=bad_share(counts, files, corrupt),
-        _classified=classified,
+        result=persisted,
+        rejected_by_folder=by_folder,
+        lines_by_folder=lines_by_folder,
     )
 
 
-def _list_day(spark, cfg: EventsConfig, day: date) -> List[SourceFile]:
-    """The data files of dt=D (required) and dt=D+1 (optional, for late arrivals)."""
+def _list_day(cfg: EventsConfig, day: date, s3: Optional[S3Config] = None) -> List[SourceFile]:
+    """The data files of dt=D (required) and dt=D+1 (optional, for late arrivals), listed literally."""
     this_day, next_day = day_folders(cfg.path, day)
-    files = list_data_files(spark, this_day)
+    client = s3_client(s3) if is_s3_uri(cfg.path) else None
+    try:
+        files = list_source_files(this_day, client)
+        late = list_source_files(next_day, client)
+    except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
+        raise SourceError(f"events of {day}: listing {this_day} failed: {_first_line(exc)}") from exc
     if not files:
         raise DataNotReady(f"events of {day}: no data file in {this_day}; the day has not landed yet")
-    late = list_data_files(spark, next_day)
     if not late:
         log.warning("events of %s: %s is empty or absent; late events of %s are missing", day, next_day, day)
     return files + late
 
 
-def _strings(spark, cfg: EventsConfig, files: List[SourceFile]):
-    """The records of `files` with every field as a string (see spark_app.events.parse)."""
+def _events(spark, files: List[SourceFile], spec: ScanSpec, observation):
+    """One task per file (largest first), observed; the valid in-day events as EVENT_SCHEMA."""
     from pyspark.sql import functions as F
 
-    paths = [f.path for f in files]
-    if not paths:
-        empty = spark.createDataFrame([], "raw string, source_file string")
-        return parse_json_lines(empty)
-    if cfg.format == "parquet":
-        frame = spark.read.option("mergeSchema", "true").parquet(*paths)
-        return parquet_as_strings(frame, F.input_file_name())
-    lines = spark.read.text(paths).select(
-        F.col("value").alias("raw"), F.input_file_name().alias("source_file")
+    scanned = _file_names(spark, files).mapInArrow(scan_partition(spec), SCAN_SCHEMA)
+    is_event = F.col("report").isNull()
+    observed = scanned.observe(
+        observation,
+        F.count(F.when(is_event, 1)).alias("in_day"),
+        F.concat_ws("\n", F.collect_list("report")).alias("reports"),
     )
-    return parse_json_lines(lines)
+    return observed.where(is_event).select(
+        "event_id",
+        "event_type",
+        F.timestamp_micros("ts_us").alias("ts"),  # epoch µs, UTC: no session time zone involved
+        "advertiser_id",
+        "product_id",
+    )
 
 
-def _persist(spark, cfg: EventsConfig, classified):
-    """Persist under the configured split size; the cached plan is fixed at this moment."""
-    key = "spark.sql.files.maxPartitionBytes"
-    previous = spark.conf.get(key, None)
-    spark.conf.set(key, str(cfg.files_per_partition_mb * 1024 * 1024))
-    try:
-        return classified.persist()
-    finally:
-        if previous is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, previous)
+def _file_names(spark, files: List[SourceFile]):
+    """A one-column frame of literal paths: tasks of about equal bytes, at most two per core."""
+    sc = spark.sparkContext
+    bins: List[List[str]] = [[] for _ in range(max(1, min(len(files), 2 * sc.defaultParallelism)))]
+    loads = [0] * len(bins)
+    for f in sorted(files, key=lambda f: -f.size):  # largest first, each into the lightest task
+        i = loads.index(min(loads))
+        bins[i].append(f.path)
+        loads[i] += f.size
+    rows = sc.parallelize(bins, len(bins)).flatMap(lambda paths: [(p,) for p in paths])
+    return spark.createDataFrame(rows, "path string")
 
 
-def _count(classified) -> Dict[str, int]:
-    """Every count from one aggregation over the persisted records."""
-    from pyspark.sql import functions as F
+def _storage_level():
+    from pyspark import StorageLevel
 
-    rows = classified.groupBy("outcome", "reason", "unknown_type").agg(F.count(F.lit(1)).alias("n")).collect()
-    counts = {name: 0 for name in OUTCOMES}
-    counts.update({f"rejected_{r}": 0 for r in REASONS})
-    counts["unknown_event_type"] = 0
-    for row in rows:
-        counts[row["outcome"]] += row["n"]
-        if row["outcome"] == "rejected":
-            counts[f"rejected_{row['reason']}"] += row["n"]
-        if row["outcome"] == "in_day" and row["unknown_type"]:
-            counts["unknown_event_type"] += row["n"]
-    counts["blank_lines"] = counts.pop("blank")
-    counts["lines_read"] = counts["in_day"] + counts["outside_day"] + counts["rejected"]
-    return counts
+    return StorageLevel.MEMORY_AND_DISK
 
 
-def _write_quarantine(spark, classified, folder: str, run_id: str, rejected: int) -> None:
-    """Rejected records as JSON lines; overwritten, so a rerun of the same run id replaces them."""
+def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
+    """The day's counts from the observed metrics (in-day events, per-file reports); raises when
+    the lines read (counted from the bytes) and their outcomes do not add up."""
+    reports = [json.loads(line) for line in (observed.get("reports") or "").split("\n") if line]
+    total: Dict[str, int] = {}
+    for report in reports:
+        for key, value in report.items():
+            if isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+    counts = {f"rejected_{r}": total.get(f"rejected_{r}", 0) for r in REASONS}
+    counts.update(
+        {
+            "lines_read": total.get("lines", 0) - total.get("blank", 0),
+            "in_day": int(observed.get("in_day") or 0),
+            "outside_day": total.get("outside_day", 0),
+            "rejected": sum(counts.values()),
+            "unknown_event_type": total.get("unknown_type", 0),
+            "blank_lines": total.get("blank", 0),
+        }
+    )
+    accounted = counts["in_day"] + counts["outside_day"] + counts["rejected"]
+    if accounted != counts["lines_read"]:
+        raise PipelineError(
+            f"event counts do not add up: {counts['lines_read']:,} lines read but {accounted:,} "
+            f"accounted for ({counts}); refusing to go on with a day that may have lost lines"
+        )
+    return counts, reports
+
+
+def _rejected(report: dict) -> int:
+    return sum(v for k, v in report.items() if k.startswith("rejected_") and isinstance(v, int))
+
+
+def _by_folder(reports: List[dict]) -> Tuple[Dict[str, int], Dict[str, int]]:
+    rejected: Dict[str, int] = {}
+    lines: Dict[str, int] = {}
+    for report in reports:
+        folder = report["path"].rsplit("/", 1)[0]
+        lines[folder] = lines.get(folder, 0) + int(report.get("lines", 0)) - int(report.get("blank", 0))
+        if _rejected(report):
+            rejected[folder] = rejected.get(folder, 0) + _rejected(report)
+    return rejected, lines
+
+
+def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_id: str, rejected: int):
+    """Rejected records as JSON lines, re-read from the files that had any; a rerun replaces them."""
     if rejected == 0:
         _delete_if_present(spark, folder)
         return
     from pyspark.sql import functions as F
 
+    listed = [SourceFile(p, 1) for p in paths]
+    rows = _file_names(spark, listed).mapInArrow(quarantine_partition(spec), QUARANTINE_SCHEMA)
     (
-        classified.where(F.col("outcome") == "rejected")
-        .select("raw", "reason", "source_file", F.lit(run_id).alias("run_id"))
+        rows.select("raw", "reason", "source_file", F.lit(run_id).alias("run_id"))
         .coalesce(max(1, min(64, rejected // 1_000_000)))
         .write.mode("overwrite")
         .json(folder)
@@ -240,13 +301,23 @@ def _fail_when_too_bad(cfg: EventsConfig, result: DayEvents) -> None:
     if result.bad_share <= cfg.max_bad_share:
         return
     result.release()
-    files = ", ".join(result.corrupt_files) or "none"
+    head = f"events of {result.day}: "
+    if result.corrupt_files:
+        head += f"reading {len(result.corrupt_files)} files failed ({', '.join(result.corrupt_files)}); "
     raise SourceError(
-        f"events of {result.day}: bad share {result.bad_share:.2%} exceeds max_bad_share "
+        f"{head}bad share {result.bad_share:.2%} exceeds max_bad_share "
         f"{cfg.max_bad_share:.2%} (rejected {result.counts['rejected']} of {result.counts['lines_read']} "
-        f"lines, see {result.quarantine_path}; unreadable files: {files}) "
-        f"under {day_folder(cfg.path, result.day)}"
+        f"lines{_folders_text(result)}, see {result.quarantine_path}; unreadable files: "
+        f"{', '.join(result.corrupt_files) or 'none'})"
     )
+
+
+def _folders_text(result: DayEvents) -> str:
+    parts = [
+        f"{n} of {result.lines_by_folder.get(folder, 0)} in {folder}"
+        for folder, n in sorted(result.rejected_by_folder.items())
+    ]
+    return f": {'; '.join(parts)}" if parts else ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,244 @@
+"""Runs on executors: one listed file per task, read once, checked, classified; events out as Arrow.
+
+A task opens its file with `files.open_source` (local or S3), tells gzip from text by the first
+bytes, and reads it block by block (memory: a few blocks, whatever the file's size). A gzip
+file is decompressed once into a spill file under the task's local directory, which also
+verifies every member's CRC and length; only a file that decompressed to its end is parsed, so
+a truncated upload contributes no line at all. Each file ends its output with one report row
+(JSON: lines, blank lines, outcomes, reasons, or the problem that made it unreadable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from spark_app.config import S3Config
+from spark_app.events.files import GZIP_MAGIC, Unreadable, content_kind, open_source
+from spark_app.events.parse import DayWindow
+from spark_app.events.vector import BlockResult, classify_json_block
+
+SCAN_SCHEMA = (
+    "event_id string, event_type string, ts_us long, advertiser_id long, product_id string, report string"
+)
+QUARANTINE_SCHEMA = "raw string, reason string, source_file string"
+EVENT_COLUMNS = ("event_id", "event_type", "ts_us", "advertiser_id", "product_id")
+BLOCK_BYTES = 8 << 20
+_HEAD = 64 << 10
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    fmt: str  # json | parquet
+    window: DayWindow
+    block_bytes: int = BLOCK_BYTES
+    s3: Optional[S3Config] = None  # the endpoint `s3://` files are opened at (travels with the task)
+
+
+def scan_partition(spec: ScanSpec):
+    """The `mapInArrow` body: file names in, events and one report row per file out."""
+
+    def run(batches):
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                yield from scan_file(path, spec)
+
+    return run
+
+
+def quarantine_partition(spec: ScanSpec):
+    """The `mapInArrow` body of the second read: the rejected records of each file, raw."""
+
+    def run(batches):
+        import pyarrow as pa
+
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                rows: List[Tuple[str, str]] = []
+                for result in classify_file(path, spec):
+                    rows += [(_raw_text(raw), reason) for raw, reason in result.rejects]
+                if rows:
+                    raws, reasons = [r for r, _ in rows], [w for _, w in rows]
+                    yield pa.RecordBatch.from_pydict(
+                        {"raw": raws, "reason": reasons, "source_file": [path] * len(rows)}
+                    )
+
+    return run
+
+
+def scan_file(path: str, spec: ScanSpec):
+    """Arrow batches of the file's in-day events, then its report row (JSON)."""
+    report: Dict[str, object] = {"path": path}
+    try:
+        for result in classify_file(path, spec):
+            _merge(report, result.counts, len(result.rejects))
+            batch = _event_batch(result.columns)
+            if batch is not None:
+                yield batch
+    except Unreadable as exc:
+        report = {"path": path, "problem": str(exc)}
+    yield _report_batch(json.dumps(report))
+
+
+def classify_file(path: str, spec: ScanSpec) -> Iterator[BlockResult]:
+    """The file's blocks, classified; raises Unreadable before any block of a broken file."""
+    if spec.fmt == "parquet":
+        from spark_app.events.tables import classify_parquet_file
+
+        yield from classify_parquet_file(path, spec.window, spec.s3)
+        return
+    with _text_stream(path, spec.s3) as stream:
+        for block in _blocks(stream, spec.block_bytes):
+            yield classify_json_block(block, spec.window)
+
+
+class _text_stream:
+    """The file as a binary stream of its text: plain files as they are, gzip via a checked spill."""
+
+    def __init__(self, path: str, s3: Optional[S3Config] = None):
+        self.path = path
+        self.s3 = s3
+        self._spill = None
+
+    def __enter__(self):
+        try:
+            with open_source(self.path, self.s3) as raw:
+                head = raw.read(_HEAD)
+                kind = content_kind(head)
+                if kind == "gzip":
+                    self._spill = _decompress_to_spill(head, raw)
+                    self._spill.seek(0)
+                    return self._spill
+                if kind != "text":
+                    raise Unreadable(f"{kind} content, not text lines or gzip")
+                self._spill = _copy_to_spill(head, raw)
+                self._spill.seek(0)
+                return self._spill
+        except Unreadable:
+            self._close()
+            raise
+        except (OSError, EOFError, zlib.error) as exc:
+            self._close()
+            raise Unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
+        except Exception as exc:  # noqa: BLE001 - S3 access denied, vanished object: the file is unreadable
+            self._close()
+            raise Unreadable(f"cannot open: {type(exc).__name__}: {exc}") from exc
+
+    def __exit__(self, *exc_info):
+        self._close()
+
+    def _close(self):
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+
+
+def _spill_file():
+    dirs = os.environ.get("SPARK_LOCAL_DIRS", "").split(",")
+    return tempfile.TemporaryFile(prefix="events-", dir=dirs[0] if dirs[0] else None)
+
+
+def _decompress_to_spill(head: bytes, raw):
+    """Every gzip member into the spill file; errors as Python's gzip module raises them."""
+    spill = _spill_file()
+    inflater = zlib.decompressobj(31)
+    pending = head
+    while True:
+        if not pending:
+            pending = raw.read(1 << 20)
+            if not pending:
+                break
+        if inflater.eof:  # another member, or zero padding, after a complete one
+            pending = pending.lstrip(b"\x00")
+            if not pending:
+                continue
+            if len(pending) < 2:
+                pending += raw.read(1 << 20)
+            if not pending.startswith(GZIP_MAGIC):
+                raise OSError("Not a gzipped file")
+            inflater = zlib.decompressobj(31)
+        spill.write(inflater.decompress(pending))
+        pending = inflater.unused_data if inflater.eof else b""
+    if not inflater.eof:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+    return spill
+
+
+def _copy_to_spill(head: bytes, raw):
+    """Plain text: local files are read in place; other streams are copied (one sequential read)."""
+    name = getattr(raw, "name", None)
+    if isinstance(name, str) and os.path.isfile(name):
+        return open(name, "rb")
+    spill = _spill_file()
+    spill.write(head)
+    shutil.copyfileobj(raw, spill, 1 << 20)
+    return spill
+
+
+def _blocks(stream, size: int) -> Iterator[bytes]:
+    """Whole lines, about `size` bytes at a time; the last line may lack its newline."""
+    carry = b""
+    while True:
+        chunk = stream.read(size)
+        if not chunk:
+            break
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut]
+    if carry:
+        yield carry
+
+
+def _merge(report: Dict[str, object], counts: Dict[str, int], _rejects: int) -> None:
+    for key, value in counts.items():
+        report[key] = int(report.get(key, 0)) + value
+
+
+def _event_batch(columns: Dict[str, list]):
+    import pyarrow as pa
+
+    if not columns:
+        return None
+    arrays = [pa.concat_arrays(columns[name]) for name in EVENT_COLUMNS]
+    n = len(arrays[0])
+    if n == 0:
+        return None
+    return pa.RecordBatch.from_arrays(arrays + [pa.nulls(n, pa.string())], list(EVENT_COLUMNS) + ["report"])
+
+
+def _report_batch(report: str):
+    import pyarrow as pa
+
+    types = [pa.string(), pa.string(), pa.int64(), pa.int64(), pa.string()]
+    arrays = [pa.nulls(1, t) for t in types] + [pa.array([report], pa.string())]
+    return pa.RecordBatch.from_arrays(arrays, list(EVENT_COLUMNS) + ["report"])
+
+
+def _raw_text(raw) -> str:
+    if isinstance(raw, str):
+        return raw
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def merge_reports(reports: List[dict]) -> Dict[str, int]:
+    """Sum of the per-file counters (the driver's view of the day)."""
+    total: Dict[str, int] = {}
+    for report in reports:
+        for key, value in report.items():
+            if isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+def problem_of(report: dict) -> Optional[str]:
+    problem = report.get("problem")
+    return str(problem) if problem else None
