@@ -279,14 +279,14 @@ def test_a_config_holding_a_secret_is_never_built_into_a_release(env, capsys, tm
     conf["postgres"]["url"] += f"&password={secret}"
     leaky = tmp_path / "leaky.yaml"
     leaky.write_text(yaml.safe_dump(conf))
-    extra = ["--out", str(tmp_path / "dist")] if command == "package" else []
+    extra = ["--out", str(tmp_path / "release")] if command == "package" else []
 
     code, out, err = _run(capsys, command, "--conf", str(leaky), *extra)
 
     assert code == 2
     assert "postgres.url: query option 'password'" in err
     assert secret not in out + err
-    assert not (tmp_path / "dist").exists()
+    assert not (tmp_path / "release").exists()
     assert "Contents" not in env["s3"].list_objects_v2(Bucket=env["bucket"])
 
 

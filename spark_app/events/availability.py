@@ -19,8 +19,8 @@ from datetime import date, timedelta
 from typing import List, Optional
 
 from spark_app.config import EventsConfig, S3Config
-from spark_app.errors import ConfigError, DataNotReady, SourceError
-from spark_app.events.files import day_folder, is_data_file_name
+from spark_app.errors import ConfigError, DataNotReady
+from spark_app.events.files import day_folder, is_data_file_name, listing_error
 from spark_app.events.files import s3_client as make_s3_client
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
@@ -104,7 +104,7 @@ def root_exists(path: str, s3_client=None) -> bool:
     try:
         return bool(client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0))
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        raise _listing_error(path, bucket, exc) from exc
+        raise listing_error(path, bucket, exc) from exc
 
 
 def list_folder(path: str, s3_client=None, page_size: int = 1000) -> FolderListing:
@@ -149,26 +149,5 @@ def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
                 elif is_data_file_name(name) and obj["Size"] > 0:
                     files.append(obj["Size"])
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        raise _listing_error(path, bucket, exc) from exc
+        raise listing_error(path, bucket, exc) from exc
     return FolderListing(path, any_key, len(files), sum(files), marker)
-
-
-def _listing_error(path: str, bucket: str, exc: BaseException) -> SourceError:
-    """The clear error for a refused S3 listing: missing bucket, refused credentials (never the key)."""
-    code = _error_code(exc)
-    if code == "NoSuchBucket":
-        return SourceError(f"{path}: bucket {bucket} does not exist; check events.path")
-    if code in _REFUSED_CREDENTIALS:
-        return SourceError(
-            f"{path}: S3 refused the credentials ({code}); check the AWS credentials "
-            f"of this run (and s3.endpoint_url)"
-        )
-    return SourceError(f"{path}: listing failed: {exc}")
-
-
-_REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}
-
-
-def _error_code(exc: BaseException) -> Optional[str]:
-    response: Optional[dict] = getattr(exc, "response", None)
-    return response.get("Error", {}).get("Code") if response else None

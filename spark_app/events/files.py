@@ -22,6 +22,7 @@ from typing import Iterator, List, Optional
 from urllib.parse import unquote
 
 from spark_app.config import S3Config
+from spark_app.errors import SourceError
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,36 @@ def _list_s3_files(folder: str, s3_client) -> List[SourceFile]:
     scheme = folder.split("://", 1)[0]
     client = s3_client or make_s3_client()
     files = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            name = obj["Key"][len(prefix) :]
-            if "/" not in name and is_data_file_name(name) and obj["Size"] > 0:
-                files.append(SourceFile(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"])))
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                name = obj["Key"][len(prefix) :]
+                if "/" not in name and is_data_file_name(name) and obj["Size"] > 0:
+                    files.append(SourceFile(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"])))
+    except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
+        raise listing_error(folder, bucket, exc) from exc
     return sorted(files, key=lambda f: f.path)
+
+
+def listing_error(path: str, bucket: str, exc: BaseException) -> SourceError:
+    """The clear error for a refused S3 listing: missing bucket, refused credentials (never the key)."""
+    code = _error_code(exc)
+    if code == "NoSuchBucket":
+        return SourceError(f"{path}: bucket {bucket} does not exist; check events.path")
+    if code in _REFUSED_CREDENTIALS:
+        return SourceError(
+            f"{path}: S3 refused the credentials ({code}); check the AWS credentials "
+            f"of this run (and s3.endpoint_url)"
+        )
+    return SourceError(f"{path}: listing failed: {exc}")
+
+
+_REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}
+
+
+def _error_code(exc: BaseException) -> Optional[str]:
+    response: Optional[dict] = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if response else None
 
 
 def gzip_problem(content) -> Optional[str]:

@@ -165,6 +165,8 @@ def _list_day(cfg: EventsConfig, day: date, s3: Optional[S3Config] = None) -> Li
     try:
         files = list_source_files(this_day, client)
         late = list_source_files(next_day, client)
+    except SourceError:
+        raise
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
         raise SourceError(f"events of {day}: listing {this_day} failed: {_first_line(exc)}") from exc
     if not files:

@@ -31,16 +31,6 @@ def use_s3a(spark, s3: S3Config) -> None:
         hadoop.set(key[len(HADOOP_PREFIX) :], value)
 
 
-def use_credentials_for_bucket(spark, bucket: str, endpoint_url: str, key_id: str, secret: str) -> None:
-    """S3A's per-bucket settings: this bucket at another endpoint with these credentials."""
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    base = f"fs.s3a.bucket.{bucket}."
-    hadoop.set(base + "endpoint", endpoint_url)
-    hadoop.set(base + "aws.credentials.provider", "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider")
-    hadoop.set(base + "access.key", key_id)
-    hadoop.set(base + "secret.key", secret)
-
-
 def require_credentials(endpoint_url: str) -> None:
     """From now on the moto server at `endpoint_url` checks every request's signature and rights."""
     url = f"{endpoint_url}/moto-api/reset-auth"  # the body is the number of requests still let through

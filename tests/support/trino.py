@@ -530,8 +530,9 @@ def create_event_tables(trino: LocalTrino, root: Path, schema: str = "default", 
     trino.query(f"DROP TABLE IF EXISTS hive.{schema}.{raw}")
     trino.query(RAW_TABLE_SQL.format(schema=schema, raw=raw, location=location))
     sync_partitions(trino, schema, raw)
-    trino.query(EVENTS_VIEW_SQL.format(schema=schema, view=view, raw=raw, iso_ts=ISO_TS, epoch_ms=EPOCH_MS,
-                                       positive_bigint=POSITIVE_BIGINT))
+    patterns = {k: getattr(v, "pattern", v) for k, v in
+                (("iso_ts", ISO_TS), ("epoch_ms", EPOCH_MS), ("positive_bigint", POSITIVE_BIGINT))}
+    trino.query(EVENTS_VIEW_SQL.format(schema=schema, view=view, raw=raw, **patterns))
 
 
 def sync_partitions(trino: LocalTrino, schema: str = "default", raw: str = "raw_events") -> None:
