@@ -311,3 +311,14 @@ def test_fail_after_a_failed_publish_keeps_the_publish_error(spark, spec):
     assert "needs a running DayRun" not in str(err.value)
     (error,) = sql(spec, "SELECT error FROM pipeline_runs WHERE run_id = :r", r=run.run_id)[0]
     assert "UniqueViolation" in error
+
+
+def test_a_product_id_of_exactly_1024_utf8_bytes_loads_and_publishes_byte_exact(spark, spec):
+    # 1,024 bytes is the longest product id the extract keeps (DynamoDB's sort-key limit); the
+    # primary key's btree must take it, multi-byte characters included.
+    longest = "é" * 511 + "xy"  # 511 x 2 bytes + 2 = 1,024 bytes
+    assert len(longest.encode("utf-8")) == 1024
+
+    publish_detail(spark, spec, D2, [(4, longest, 3, True)])
+
+    assert [r[0] for r in sql(spec, "SELECT product_id FROM product_views WHERE day = :d", d=D2)] == [longest]
