@@ -21,10 +21,8 @@ from pyspark.sql import types as T
 from sqlalchemy import text
 
 from spark_app.errors import SinkError
-from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.locks import LockPolicy
 from spark_app.postgres.publish import DayRun
-from spark_app.postgres.schema import upgrade_schema
 from tests.support.paths import ROOT
 
 DAY = date(2026, 11, 19)
@@ -39,13 +37,6 @@ DETAIL = T.StructType(
     ]
 )
 QUICK = LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.2)
-
-
-@pytest.fixture(scope="module")
-def spec(pg_url):
-    s = ConnectionSpec(pg_url)
-    upgrade_schema(s)
-    return s
 
 
 def publish(spark, spec, products, policy=QUICK):

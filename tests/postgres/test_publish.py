@@ -8,12 +8,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from sqlalchemy import text
 
 from spark_app.errors import ConfigError, SinkError
 from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
-from spark_app.postgres.schema import upgrade_schema
+from tests.support.postgres import sql
 
 PIPELINE = "catalog_match_rate"
 D1, D2 = date(2026, 11, 18), date(2026, 11, 19)
@@ -38,22 +37,6 @@ AGG = T.StructType(
         T.StructField("match_rate", T.DoubleType()),
     ]
 )
-
-
-@pytest.fixture(scope="module")
-def spec(pg_url):
-    s = ConnectionSpec(pg_url)
-    upgrade_schema(s)
-    return s
-
-
-def sql(spec, query, **params):
-    engine = spec.engine()
-    try:
-        with engine.begin() as conn:
-            return conn.execute(text(query), params).all()
-    finally:
-        engine.dispose()
 
 
 def detail(spark, day, rows):

@@ -13,12 +13,10 @@ import sys
 from datetime import date
 
 import pytest
-from sqlalchemy import text
 
-from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
-from spark_app.postgres.schema import upgrade_schema
 from tests.support.paths import ROOT
+from tests.support.postgres import sql
 
 DAY = date(2026, 11, 19)
 ROWS = 1000
@@ -65,22 +63,6 @@ with DayRun(spec, "catalog_match_rate", date(2026, 11, 19)) as second:
     print(json.dumps({"killed_run": second.run_id}), flush=True)
     os._exit(9)
 '''
-
-
-@pytest.fixture(scope="module")
-def spec(pg_url):
-    s = ConnectionSpec(pg_url)
-    upgrade_schema(s)
-    return s
-
-
-def sql(spec, query, **params):
-    engine = spec.engine()
-    try:
-        with engine.begin() as conn:
-            return [tuple(r) for r in conn.execute(text(query), params).all()]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,14 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
-import pytest
 from pyspark.sql import types as T
-from sqlalchemy import text
 
 from spark_app.config import ReportConfig
-from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
 from spark_app.postgres.retention import day_partitions, prune
-from spark_app.postgres.schema import upgrade_schema
 from spark_app.report.build import read_report
 from tests.support.paths import ROOT
+from tests.support.postgres import sql
 from tests.support.report_data import write_conf
 
 PIPELINE = "catalog_match_rate"
@@ -32,23 +29,6 @@ AGG = T.StructType(
     ]
     + [T.StructField("match_rate", T.DoubleType())]
 )
-
-
-@pytest.fixture(scope="module")
-def spec(pg_url):
-    s = ConnectionSpec(pg_url)
-    upgrade_schema(s)
-    return s
-
-
-def sql(spec, query, **params):
-    engine = spec.engine()
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(text(query), params)
-            return result.all() if result.returns_rows else []
-    finally:
-        engine.dispose()
 
 
 def stored_days(spec, table):
