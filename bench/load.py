@@ -9,10 +9,10 @@ partition (created with its primary key before timing); ours creates that partit
 - ours: `DayRun.stage` (per-partition COPY into a LOGGED staging table) + `publish` (primary
   key and day CHECK on the staging table, then one transaction: attach it as the day's
   partition, journal row), timed together;
-- Spark JDBC writer (Debian's libpostgresql-jdbc-java): batchsize 10000,
-  reWriteBatchedInserts=true, same 4 partitions. It needs `spark.jars` at JVM start, so it
-  runs in a child process (`python -m bench.load --jdbc ...`) with its own SparkSession; only
-  the write is timed there;
+- Spark JDBC writer (the PostgreSQL JDBC driver of requirements/pom.xml, fetched by `make jars`):
+  batchsize 10000, reWriteBatchedInserts=true, same 4 partitions. It needs its jar on the class
+  path at JVM start, so it runs in a child process (`python -m bench.load --jdbc ...`) with its
+  own SparkSession; only the write is timed there;
 - the ORM way: one `session.add` per row, ctx.scaled(50_000) rows, one commit;
 - the limit: one client COPYing the same rows from a prepared CSV file straight into the table.
 
@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
+from spark_app.jvm import jar_for
 
 ROWS = 1_000_000
 ORM_ROWS = 50_000
 FORMAT_ROWS = 200_000
 PARTITIONS = 4
 DAY = "2026-11-19"
-JDBC_JAR = "/usr/share/java/postgresql.jar"
+JDBC_JAR = jar_for("postgresql-")  # from requirements/pom.xml, fetched into .jars/ by `make jars`
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["day", "advertiser_id", "product_id", "view_count", "matched"]
 
@@ -153,8 +154,8 @@ def _warm_up(spark, spec) -> None:
 
 
 def _jdbc(url: str, n: int) -> BenchRow:
-    if not os.path.exists(JDBC_JAR):
-        missing = "load: Spark JDBC writer (jar missing: apt-get install libpostgresql-jdbc-java)"
+    if not JDBC_JAR or not os.path.exists(JDBC_JAR):
+        missing = "load: Spark JDBC writer (jar missing: run `make jars`)"
         return BenchRow(missing, n, 0.0)
     cmd = [sys.executable, "-m", "bench.load", "--jdbc", url, str(n)]
     with PeakMemory() as mem:
@@ -254,7 +255,7 @@ def _jdbc_main(url: str, n: int) -> None:
     from spark_app.session import build_session
 
     spark = build_session(
-        SparkConfig(master="local[2]", app_name="bench-jdbc", conf={"spark.jars": JDBC_JAR}),
+        SparkConfig(master="local[2]", app_name="bench-jdbc"),  # local sessions get .jars/ on the class path
     )
     df = detail_frame(spark, n).cache()
     df.count()
