@@ -17,25 +17,16 @@ from datetime import date
 
 import psycopg2
 import pytest
-from pyspark.sql import types as T
 from sqlalchemy import text
 
 from spark_app.errors import SinkError
 from spark_app.postgres.locks import LockPolicy
 from spark_app.postgres.publish import DayRun
 from tests.support.paths import ROOT
+from tests.support.postgres import DETAIL
 
 DAY = date(2026, 11, 19)
 PIPELINE = "catalog_match_rate"
-DETAIL = T.StructType(
-    [
-        T.StructField("day", T.DateType()),
-        T.StructField("advertiser_id", T.LongType()),
-        T.StructField("product_id", T.StringType()),
-        T.StructField("view_count", T.LongType()),
-        T.StructField("matched", T.BooleanType()),
-    ]
-)
 QUICK = LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.2)
 
 

@@ -7,36 +7,15 @@ from datetime import date
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from spark_app.errors import ConfigError, SinkError
 from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
-from tests.support.postgres import sql
+from tests.support.postgres import AGG, DETAIL, sql
 
 PIPELINE = "catalog_match_rate"
 D1, D2 = date(2026, 11, 18), date(2026, 11, 19)
 
-DETAIL = T.StructType(
-    [
-        T.StructField("day", T.DateType()),
-        T.StructField("advertiser_id", T.LongType()),
-        T.StructField("product_id", T.StringType()),
-        T.StructField("view_count", T.LongType()),
-        T.StructField("matched", T.BooleanType()),
-    ]
-)
-AGG = T.StructType(
-    [
-        T.StructField("day", T.DateType()),
-        T.StructField("advertiser_id", T.LongType()),
-        T.StructField("total_products", T.LongType()),
-        T.StructField("matched_products", T.LongType()),
-        T.StructField("total_views", T.LongType()),
-        T.StructField("matched_views", T.LongType()),
-        T.StructField("match_rate", T.DoubleType()),
-    ]
-)
 
 
 def detail(spark, day, rows):

@@ -6,29 +6,18 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
-from pyspark.sql import types as T
-
 from spark_app.config import ReportConfig
 from spark_app.postgres.publish import DayRun
 from spark_app.postgres.retention import day_partitions, prune
 from spark_app.report.build import read_report
 from tests.support.paths import ROOT
-from tests.support.postgres import sql
+from tests.support.postgres import AGG, DETAIL, sql
 from tests.support.report_data import write_conf
 
 PIPELINE = "catalog_match_rate"
 RETENTION = 366
 OLD = [date(2025, 1, 1), date(2025, 1, 2)]
 RECENT = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]  # 2026-01-03 - 365 days = 2025-01-03
-DETAIL = "day date, advertiser_id long, product_id string, view_count long, matched boolean"
-AGG = T.StructType(
-    [T.StructField("day", T.DateType())]
-    + [
-        T.StructField(c, T.LongType())
-        for c in ("advertiser_id", "total_products", "matched_products", "total_views", "matched_views")
-    ]
-    + [T.StructField("match_rate", T.DoubleType())]
-)
 
 
 def stored_days(spec, table):

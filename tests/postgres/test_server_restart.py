@@ -11,24 +11,15 @@ import tempfile
 from datetime import date
 
 import pytest
-from pyspark.sql import types as T
 
 from spark_app.errors import SinkError
 from spark_app.local.servers import LocalPostgres, free_port
 from spark_app.postgres.connect import ConnectionSpec
 from spark_app.postgres.publish import DayRun
 from spark_app.postgres.schema import upgrade_schema
+from tests.support.postgres import DETAIL
 
 DAY = date(2026, 11, 19)
-DETAIL = T.StructType(
-    [
-        T.StructField("day", T.DateType()),
-        T.StructField("advertiser_id", T.LongType()),
-        T.StructField("product_id", T.StringType()),
-        T.StructField("view_count", T.LongType()),
-        T.StructField("matched", T.BooleanType()),
-    ]
-)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import datetime as dt
 import uuid
 
 import pytest
-from pyspark.sql import types as T
 from sqlalchemy import text
 
 from spark_app.config import CheckConfig, QualityConfig, ShrinkConfig
@@ -16,18 +15,10 @@ from spark_app.postgres.schema import upgrade_schema
 from spark_app.quality.gate import run_gate
 from spark_app.quality.results import Metric
 from spark_app.quality.shrink import ShrinkTarget, overridden
+from tests.support.postgres import DETAIL
 
 DAY = dt.date(2024, 6, 20)
 TARGET = ShrinkTarget("product_views", "view_count")
-DETAIL = T.StructType(
-    [
-        T.StructField("day", T.DateType()),
-        T.StructField("advertiser_id", T.LongType()),
-        T.StructField("product_id", T.StringType()),
-        T.StructField("view_count", T.LongType()),
-        T.StructField("matched", T.BooleanType()),
-    ]
-)
 ONLY_SIZE = {"product_views": [CheckConfig("hasSize", min=1)]}
 
 
