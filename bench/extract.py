@@ -151,9 +151,7 @@ def _measure_day(spark, root: Path, fmt: str, n: int, sample, heaps) -> List[Ben
 
 
 def _ours(spark, cfg: EventsConfig, s3=None):
-    from pipelines.catalog_match_rate import count_product_views
-
-    result = read_day_events(spark, cfg, DAY, run_id="bench", now=NOW, then=count_product_views, s3=s3)
+    result = read_day_events(spark, cfg, DAY, run_id="bench", now=NOW, s3=s3)
     views = result.result.agg({"view_count": "sum"}).first()[0]
     return result, int(views or 0)
 

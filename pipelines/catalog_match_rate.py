@@ -6,8 +6,9 @@ load      detail rows and the per-advertiser aggregate into run-scoped staging i
 quality   Deequ-style checks on both tables; an Error stops the run before publishing
 publish   one transaction replaces the day in both tables and records the run
 
-The transforms (`count_product_views`, `detail_rows`, `aggregate_match_rates`) are pure
-DataFrame-to-DataFrame functions, tested alone.
+The transforms (`detail_rows`, `aggregate_match_rates`) are pure DataFrame-to-DataFrame
+functions, tested alone. Distinct events and views per key come from the event-log read itself
+(`spark_app.events.views`: dedup by event_id in Arrow, in the reading pass).
 """
 
 from __future__ import annotations
@@ -30,23 +31,6 @@ AGGREGATE_TABLE = "advertiser_match_rates"
 
 
 # --------------------------------------------------------------------------- transforms
-
-
-def count_product_views(events: DataFrame) -> DataFrame:
-    """Distinct events per (advertiser_id, product_id): `view_count` and `other_events`.
-
-    Logs are delivered at least once, so an `event_id` counts once; when its copies differ,
-    the smallest (ts, event_type, advertiser_id, product_id) wins, so the result is
-    deterministic. Keys with no product view keep view_count 0 (for the counts); callers keep
-    `view_count > 0` for the detail rows.
-    """
-    first = F.min(F.struct("ts", "event_type", "advertiser_id", "product_id")).alias("e")
-    distinct_events = events.groupBy("event_id").agg(first).select("e.*")
-    is_view = (F.col("event_type") == "product_view").cast("long")
-    return distinct_events.groupBy("advertiser_id", "product_id").agg(
-        F.sum(is_view).alias("view_count"),
-        F.sum(1 - is_view).alias("other_events"),
-    )
 
 
 def detail_rows(enriched: DataFrame, day: date) -> DataFrame:
@@ -101,8 +85,8 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     assert cfg.events is not None
     check_day_available(cfg.events, day, s3=cfg.s3)  # raises DataNotReady; logs what dt=D+1 lacks
     # one pass over the files: counts, dedup and views per key together; logs corrupt files, quarantine
-    day_events = read_day_events(spark, cfg.events, day, run_id, then=count_product_views, s3=cfg.s3)
-    per_key = day_events.result  # persisted
+    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3)
+    per_key = day_events.result  # views per key, read from the pass's cache (day_events.cached)
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),
         F.sum("view_count").alias("view_events"),
@@ -113,7 +97,7 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
     quarantine = day_events.quarantine_path if counts.get("rejected") else None
-    return Extracted(views, per_key, counts, quarantine)
+    return Extracted(views, day_events.cached, counts, quarantine)
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:

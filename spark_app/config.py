@@ -42,7 +42,7 @@ class EventsConfig:
     max_bad_share: float = 0.05  # share of bad input (lines or bytes) that fails the day
     event_types: Tuple[str, ...] = ("product_view", "add_to_cart", "purchase", "search", "page_view")
     max_future_minutes: int = 60  # a ts later than now + this is rejected as "future"
-    files_per_partition_mb: int = 128
+    bucket_mb: int = 16  # input bytes per dedup bucket: bounds a reducer's memory whatever the day's size
 
 
 @dataclass(frozen=True)
@@ -346,6 +346,8 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: quality.shrink.history_days and min_history: must be at least 1")
     if not 0.0 <= (cfg.events.max_bad_share if cfg.events else 0.0) <= 1.0:
         raise ConfigError(f"{source}: events.max_bad_share: must be within [0, 1]")
+    if cfg.events and cfg.events.bucket_mb < 1:
+        raise ConfigError(f"{source}: events.bucket_mb: must be at least 1")
     _check_report(cfg, source)
     from spark_app.quality.checks import validate_checks
 

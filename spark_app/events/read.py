@@ -5,11 +5,13 @@ so events of the last minutes of D land in `dt=D+1`; both folders are read and o
 events of D are kept. Invalid records are not dropped silently: each gets a reason, is
 counted, and is written with its raw text to the quarantine for the run.
 
-Spark work per call (see docs/events.md): the driver lists the files; one pass reads them, one
-task per file (`spark_app.events.scan`), and the counts come back through `DataFrame.observe`
-from that same pass; when `then` is given (the pipeline's dedup and views per key), it runs in
-that pass too and its result is persisted. The quarantine is a second read of only the files
-that had rejected records. `events` itself stays lazy: using it reads the files again.
+Spark work per call (see docs/events.md): the driver lists the files; one pass reads them
+(tasks of whole files, `spark_app.events.scan`) and sends each in-day event, packed in Arrow, to
+the bucket of its event_id (`spark_app.events.buckets`); each bucket is deduplicated and counted
+per key in Arrow (`spark_app.events.views`); Spark sums the keys' partial counts and persists
+them (`DayEvents.result`). The counts come back through `DataFrame.observe` from that same pass.
+The quarantine is a second read of only the files that had rejected records. `events` itself
+stays lazy: using it reads the files again.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, PipelineError, SourceError
+from spark_app.events.buckets import spark_labels
 from spark_app.events.files import SourceFile, day_folders, list_source_files, s3_client
 from spark_app.events.parse import REASONS, DayWindow
 from spark_app.events.scan import (
+    PAYLOAD_SCHEMA,
     QUARANTINE_SCHEMA,
     SCAN_SCHEMA,
     ScanSpec,
+    bucket_partition,
     quarantine_partition,
     scan_partition,
 )
+from spark_app.events.views import PARTIAL_SCHEMA, count_buckets
 from spark_app.s3_uri import is_s3_uri
 
 log = logging.getLogger(__name__)
@@ -56,14 +62,16 @@ class DayEvents:
     quarantine_path: Optional[str] = None  # <quarantine>/run_id=<run>/dt=<D>; written when rejected > 0
     bad_share: float = 0.0
     spark_jobs: int = 0  # jobs this call ran (the caller's use of `events` comes on top)
-    result: object = None  # then(events), persisted, when `then` was given
+    result: object = None  # views per key (advertiser_id, product_id, view_count, other_events), cached
     rejected_by_folder: Dict[str, int] = field(default_factory=dict)
     lines_by_folder: Dict[str, int] = field(default_factory=dict)
 
+    cached: object = None  # what `result` reads from: released by `release()`
+
     def release(self) -> None:
-        """Free the persisted result once the caller is done with it."""
-        if self.result is not None:
-            self.result.unpersist()
+        """Free the cached result once the caller is done with it."""
+        if self.cached is not None:
+            self.cached.unpersist()
 
 
 def quarantine_root(cfg: EventsConfig) -> str:
@@ -80,13 +88,12 @@ def read_day_events(
     day: date,
     run_id: str,
     now: Optional[datetime] = None,
-    then: Optional[Callable] = None,
     s3: Optional[S3Config] = None,
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
-    `then(events)`, when given, is computed in the same pass as the counts and persisted
-    (`DayEvents.result`); the pipeline passes its dedup and views per key. Raises DataNotReady
+    `DayEvents.result` holds the distinct events per (advertiser_id, product_id), views and
+    other events, computed in the same pass as the counts and persisted. Raises DataNotReady
     when `dt=D` holds no data file, SourceError when the files cannot be read or the bad share
     exceeds `cfg.max_bad_share` (the quarantine is written first, so the rejected records can
     be inspected), PipelineError when the lines read and their outcomes do not add up. `s3` is
@@ -98,7 +105,7 @@ def read_day_events(
     saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
-        result = _read(spark, cfg, day, run_id, now, then, s3)
+        result = _read(spark, cfg, day, run_id, now, s3)
     finally:
         for key, value in saved.items():
             sc.setLocalProperty(key, value)
@@ -109,7 +116,7 @@ def read_day_events(
 
 
 def _read(
-    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, then, s3: Optional[S3Config]
+    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config]
 ) -> DayEvents:
     from pyspark.sql import Observation
 
@@ -117,15 +124,15 @@ def _read(
     window = DayWindow.of(day, now, cfg.max_future_minutes, cfg.event_types)
     spec = ScanSpec(cfg.format, window, s3=s3)
     observation = Observation(f"events_{uuid.uuid4().hex[:8]}")
-    events = _events(spark, files, spec, observation)
+    buckets = bucket_count(files, cfg, spark.sparkContext.defaultParallelism)
     persisted = None
     try:
-        if then is None:
-            events.select().count()  # the observed pass: every file read once
-        else:
-            persisted = then(events).persist(_storage_level())
-            persisted.count()
+        persisted = _views(spark, files, spec, observation, buckets).persist(_storage_level())
+        # the observed pass, every file read once; Spark's "noop" sink fills the cache without the
+        # extra aggregation job a count() adds
+        persisted.write.format("noop").mode("overwrite").save()
         counts, reports = day_counts(observation.get)
+        _check_every_file_reported(files, reports)
     except PipelineError:
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
@@ -147,12 +154,13 @@ def _read(
     by_folder, lines_by_folder = _by_folder(reports)
     return DayEvents(
         day=day,
-        events=events,
+        events=_events(spark, files, spec),
         counts=counts,
         corrupt_files=sorted(corrupt),
         quarantine_path=qfolder,
         bad_share=bad_share(counts, files, corrupt),
-        result=persisted,
+        result=_keys(persisted),
+        cached=persisted,
         rejected_by_folder=by_folder,
         lines_by_folder=lines_by_folder,
     )
@@ -176,18 +184,44 @@ def _list_day(cfg: EventsConfig, day: date, s3: Optional[S3Config] = None) -> Li
     return files + late
 
 
-def _events(spark, files: List[SourceFile], spec: ScanSpec, observation):
-    """One task per file (largest first), observed; the valid in-day events as EVENT_SCHEMA."""
+def bucket_count(files: List[SourceFile], cfg: EventsConfig, parallelism: int) -> int:
+    """Dedup buckets: one per `cfg.bucket_mb` of input (so a bucket's memory does not grow with
+    the day), at least one per core."""
+    total = sum(f.size for f in files)
+    return max(parallelism, -(-total // (cfg.bucket_mb << 20)))
+
+
+def _views(spark, files: List[SourceFile], spec: ScanSpec, observation, buckets: int):
+    """The observed pass: files -> bucket payloads -> distinct events per key (partial) -> summed."""
+    from pyspark.sql import functions as F
+
+    labels = spark_labels(buckets)
+    payloads = _file_names(spark, files).mapInArrow(bucket_partition(spec, labels), PAYLOAD_SCHEMA)
+    partials = payloads.repartition(buckets, "label").mapInArrow(count_buckets, PARTIAL_SCHEMA)
+    observed = partials.observe(observation, F.concat_ws("\n", F.collect_list("report")).alias("reports"))
+    # The report rows (no key, no counts) go through the aggregation as one group that is cached
+    # with the keys and filtered out only when read (`_keys`): the cached result is never empty,
+    # so adaptive execution never replaces the observed plan by an empty relation, which would
+    # drop its metrics without a word (a day whose every line is rejected, for one).
+    return observed.groupBy("advertiser_id", "product_id").agg(
+        F.sum("view_count").alias("view_count"), F.sum("other_events").alias("other_events")
+    )
+
+
+def _keys(cached):
+    """The views per key of the cached pass, without its group of report rows."""
+    from pyspark.sql import functions as F
+
+    return cached.where(F.col("view_count").isNotNull())
+
+
+def _events(spark, files: List[SourceFile], spec: ScanSpec):
+    """Tasks of whole files; the valid in-day events as EVENT_SCHEMA, duplicates kept (lazy)."""
     from pyspark.sql import functions as F
 
     scanned = _file_names(spark, files).mapInArrow(scan_partition(spec), SCAN_SCHEMA)
     is_event = F.col("report").isNull()
-    observed = scanned.observe(
-        observation,
-        F.count(F.when(is_event, 1)).alias("in_day"),
-        F.concat_ws("\n", F.collect_list("report")).alias("reports"),
-    )
-    return observed.where(is_event).select(
+    return scanned.where(is_event).select(
         "event_id",
         "event_type",
         F.timestamp_micros("ts_us").alias("ts"),  # epoch µs, UTC: no session time zone involved
@@ -216,8 +250,9 @@ def _storage_level():
 
 
 def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
-    """The day's counts from the observed metrics (in-day events, per-file reports); raises when
-    the lines read (counted from the bytes) and their outcomes do not add up."""
+    """The day's counts from the observed reports (the files', and the buckets': the events they
+    received and how many were distinct); raises when the lines read (counted from the bytes)
+    and their outcomes do not add up, or when the buckets did not receive every in-day event."""
     reports = [json.loads(line) for line in (observed.get("reports") or "").split("\n") if line]
     total: Dict[str, int] = {}
     for report in reports:
@@ -228,13 +263,19 @@ def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
     counts.update(
         {
             "lines_read": total.get("lines", 0) - total.get("blank", 0),
-            "in_day": int(observed.get("in_day") or 0),
+            "in_day": total.get("received", 0),
+            "distinct_events": total.get("distinct", 0),
             "outside_day": total.get("outside_day", 0),
             "rejected": sum(counts.values()),
             "unknown_event_type": total.get("unknown_type", 0),
             "blank_lines": total.get("blank", 0),
         }
     )
+    if total.get("received", 0) != total.get("in_day", 0):
+        raise PipelineError(
+            f"event counts do not add up: the files kept {total.get('in_day', 0):,} in-day events but "
+            f"the dedup buckets received {total.get('received', 0):,}; refusing to go on"
+        )
     accounted = counts["in_day"] + counts["outside_day"] + counts["rejected"]
     if accounted != counts["lines_read"]:
         raise PipelineError(
@@ -242,6 +283,18 @@ def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
             f"accounted for ({counts}); refusing to go on with a day that may have lost lines"
         )
     return counts, reports
+
+
+def _check_every_file_reported(files: List[SourceFile], reports: List[dict]) -> None:
+    """Each listed file reported exactly once: counts that add up over a missing file are no proof."""
+    reported = sorted(r["path"] for r in reports if r.get("path"))
+    listed = sorted(f.path for f in files)
+    if reported != listed:
+        missing = sorted(set(listed) - set(reported))[:3]
+        raise PipelineError(
+            f"event counts are incomplete: {len(listed)} files listed, {len(reported)} file reports "
+            f"observed (missing e.g. {missing}); refusing to go on with a day that may have lost lines"
+        )
 
 
 def _rejected(report: dict) -> int:

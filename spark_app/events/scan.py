@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from spark_app.config import S3Config
+from spark_app.events.buckets import BucketWriter
 from spark_app.events.files import GZIP_MAGIC, Unreadable, content_kind, open_source
 from spark_app.events.parse import DayWindow
 from spark_app.events.vector import BlockResult, classify_json_block
@@ -27,6 +28,7 @@ SCAN_SCHEMA = (
     "event_id string, event_type string, ts_us long, advertiser_id long, product_id string, report string"
 )
 QUARANTINE_SCHEMA = "raw string, reason string, source_file string"
+PAYLOAD_SCHEMA = "label int, payload binary, report string"
 EVENT_COLUMNS = ("event_id", "event_type", "ts_us", "advertiser_id", "product_id")
 BLOCK_BYTES = 8 << 20
 _HEAD = 64 << 10
@@ -71,18 +73,73 @@ def quarantine_partition(spec: ScanSpec):
     return run
 
 
+def bucket_partition(spec: ScanSpec, labels: List[int]):
+    """The `mapInArrow` body of the deduplicating read: file names in, bucket payloads out.
+
+    Each in-day event goes to the bucket of its event_id (`spark_app.events.buckets`); a payload
+    row is (label, Arrow IPC stream of the bucket's events); each file adds its report row.
+    """
+
+    def run(batches):
+        writer = BucketWriter(labels)
+        for batch in batches:
+            for path in batch.column("path").to_pylist():
+                for kind, item in file_outputs(path, spec):
+                    if kind == "report":
+                        yield _payload_batch([labels[0]], [None], [item])
+                        continue
+                    yield from _payload_rows(writer.add(item))
+        yield from _payload_rows(writer.flush())
+
+    return run
+
+
 def scan_file(path: str, spec: ScanSpec):
     """Arrow batches of the file's in-day events, then its report row (JSON)."""
+    for kind, item in file_outputs(path, spec):
+        if kind == "report":
+            yield _report_batch(item)
+        else:
+            n = item.num_rows
+            yield item.append_column("report", pa_nulls(n))
+
+
+def file_outputs(path: str, spec: ScanSpec):
+    """("events", RecordBatch of EVENT_COLUMNS) per block with in-day events, then ("report", JSON)."""
     report: Dict[str, object] = {"path": path}
     try:
         for result in classify_file(path, spec):
             _merge(report, result.counts, len(result.rejects))
             batch = _event_batch(result.columns)
             if batch is not None:
-                yield batch
+                yield "events", batch
     except Unreadable as exc:
         report = {"path": path, "problem": str(exc)}
-    yield _report_batch(json.dumps(report))
+    yield "report", json.dumps(report)
+
+
+def _payload_rows(pairs):
+    labels, payloads = [], []
+    for label, payload in pairs:
+        labels.append(label)
+        payloads.append(payload)
+    if labels:
+        yield _payload_batch(labels, payloads, [None] * len(labels))
+
+
+def _payload_batch(labels, payloads, reports):
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays(
+        [pa.array(labels, pa.int32()), pa.array(payloads, pa.binary()), pa.array(reports, pa.string())],
+        ["label", "payload", "report"],
+    )
+
+
+def pa_nulls(n: int):
+    import pyarrow as pa
+
+    return pa.nulls(n, pa.string())
 
 
 def classify_file(path: str, spec: ScanSpec) -> Iterator[BlockResult]:
@@ -209,10 +266,9 @@ def _event_batch(columns: Dict[str, list]):
     if not columns:
         return None
     arrays = [pa.concat_arrays(columns[name]) for name in EVENT_COLUMNS]
-    n = len(arrays[0])
-    if n == 0:
+    if len(arrays[0]) == 0:
         return None
-    return pa.RecordBatch.from_arrays(arrays + [pa.nulls(n, pa.string())], list(EVENT_COLUMNS) + ["report"])
+    return pa.RecordBatch.from_arrays(arrays, list(EVENT_COLUMNS))
 
 
 def _report_batch(report: str):

@@ -18,7 +18,7 @@ import numpy as np
 from spark_app.config import S3Config
 from spark_app.events.files import Unreadable, open_source
 from spark_app.events.parse import FIELDS, MAX_PRODUCT_ID_BYTES, DayWindow, classify_values, outcome_of
-from spark_app.events.vector import BlockResult, _add_fast, _bump, _iso_micros, append_records
+from spark_app.events.vector import BlockResult, _add_fast, _bump, _iso_micros, append_records, epoch_ms_text
 
 BATCH_ROWS = 128 * 1024
 _EPOCH_MIN, _EPOCH_MAX = 10**11, 10**13
@@ -124,7 +124,9 @@ def _ts_column(col):
         data = text.buffers()[2]
         buf = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
         starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-        return _iso_micros(buf, starts, ends - starts)
+        iso_us, iso_ok = _iso_micros(buf, starts, ends - starts)
+        ms, ms_ok = epoch_ms_text(buf, starts, ends - starts)
+        return np.where(ms_ok, ms * 1000, iso_us), iso_ok | ms_ok
     return np.zeros(n, np.int64), np.zeros(n, bool)
 
 
@@ -172,4 +174,3 @@ def _json_default(value):
     if isinstance(value, bytes):
         return value.decode("utf-8", "backslashreplace")
     return str(value)
-

@@ -164,6 +164,18 @@ def _ts_micros(buf, starts, ends, quoted):
     return np.where(quoted, iso_us, ms * 1000), epoch_ok | iso_ok
 
 
+def epoch_ms_text(buf, starts, width):
+    """Epoch milliseconds written as text (12 or 13 digits, the strict rule's EPOCH_MS)."""
+    ok = (width >= 12) & (width <= 13)
+    value = np.zeros(len(starts), np.int64)
+    for k in range(13):
+        inside = ok & (k < width)
+        d = buf[np.where(inside, starts + k, 0)].astype(np.int64) - 48
+        ok &= ~inside | ((d >= 0) & (d <= 9))
+        value = np.where(inside, value * 10 + d, value)
+    return value, ok & (value >= _EPOCH_MIN) & (value < _EPOCH_MAX)
+
+
 def _iso_micros(buf, starts, width):
     """`YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}][Z|±hh:mm]` -> epoch µs; anything else is left undecided."""
     ok = (width >= 19) & (width <= 19 + 10 + 6)

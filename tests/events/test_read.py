@@ -209,8 +209,8 @@ def test_a_clean_day_writes_no_quarantine_and_runs_few_spark_jobs(spark, tmp_pat
     assert not stale.exists()  # a rerun of the same run id leaves no stale rejects behind
     assert result.counts["rejected"] == 0
     assert result.bad_share == 0.0
-    # gzip check (1) + the counting aggregation (3 under adaptive execution: the persisted records,
-    # the partial counts, the final counts); no quarantine write
+    # one pass (under adaptive execution: the files into dedup buckets, the buckets' partial views
+    # per key, the summed views cached); no quarantine write
     assert result.spark_jobs <= 4
 
 

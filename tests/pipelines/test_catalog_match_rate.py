@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import pytest
 from chispa import assert_df_equality
@@ -10,61 +10,11 @@ from chispa import assert_df_equality
 from pipelines.catalog_match_rate import (
     _event_counts,
     aggregate_match_rates,
-    count_product_views,
     detail_rows,
 )
 from spark_app.errors import PipelineError
 
 DAY = date(2026, 11, 19)
-EVENTS_SCHEMA = "event_id string, event_type string, ts timestamp, advertiser_id long, product_id string"
-
-
-def ts(hour: int) -> datetime:
-    return datetime(2026, 11, 19, hour)
-
-
-def test_a_repeated_event_id_counts_once(spark):
-    events = spark.createDataFrame(
-        [
-            ("e1", "product_view", ts(1), 1, "a"),
-            ("e1", "product_view", ts(1), 1, "a"),  # delivered twice
-            ("e2", "product_view", ts(2), 1, "a"),
-            ("e3", "product_view", ts(3), 1, "b"),
-        ],
-        EVENTS_SCHEMA,
-    )
-    expected = spark.createDataFrame(
-        [(1, "a", 2, 0), (1, "b", 1, 0)],
-        "advertiser_id long, product_id string, view_count long, other_events long",
-    )
-    assert_df_equality(count_product_views(events), expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_other_event_types_are_counted_apart_from_views(spark):
-    events = spark.createDataFrame(
-        [
-            ("e1", "product_view", ts(1), 1, "a"),
-            ("e2", "add_to_cart", ts(2), 1, "a"),
-            ("e3", "purchase", ts(3), 2, "z"),  # a key with no view at all
-        ],
-        EVENTS_SCHEMA,
-    )
-    expected = spark.createDataFrame(
-        [(1, "a", 1, 1), (2, "z", 0, 1)],
-        "advertiser_id long, product_id string, view_count long, other_events long",
-    )
-    assert_df_equality(count_product_views(events), expected, ignore_row_order=True, ignore_nullable=True)
-
-
-def test_differing_copies_of_an_event_resolve_to_the_earliest(spark):
-    events = spark.createDataFrame(
-        [("e1", "product_view", ts(5), 1, "late-copy"), ("e1", "product_view", ts(4), 1, "first")],
-        EVENTS_SCHEMA,
-    )
-    rows = {(r.product_id, r.view_count) for r in count_product_views(events).collect()}
-    assert rows == {("first", 1)}
-
-
 def test_detail_rows_carry_the_day_in_table_order(spark):
     enriched = spark.createDataFrame(
         [(7, "p,1", 3, True)], "advertiser_id long, product_id string, view_count long, matched boolean"
