@@ -4,9 +4,9 @@ JSON lines and Parquet, against DuckDB doing the same work on the same files.
 Each day is written by `spark_app.local.sample_data.write_day` (8 files per folder, dt=D complete,
 dt=D+1 partial). Measured on Spark local[2], each after a warm-up read of a small day:
 
-- ours: `read_day_events(then=count_product_views)`, what the pipeline runs: every line read,
-  validated with a reason per rejected line, counted (counts that add up), the day kept, dedup
-  by event_id and views per key in the same pass, the result persisted;
+- ours: `read_day_events`, what the pipeline runs: every line read, validated with a reason per
+  rejected line, counted (counts that add up), the day kept, dedup by event_id and views per
+  key in the same pass (Arrow buckets), the result cached;
 - the peer: DuckDB in this process with 2 threads: every field read as text, advertiser id and
   ts validated (ISO-8601 with or without offset, epoch milliseconds), the UTC day kept, dedup by
   event_id (smallest (ts, type, advertiser, product) wins), views counted per key;

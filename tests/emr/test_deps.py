@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -191,3 +192,67 @@ def test_spark_conf_unpacks_the_archive_and_puts_it_on_every_pythonpath():
         "spark.yarn.appMasterEnv.PYTHONPATH": "./deps",
         "spark.emr-serverless.driverEnv.PYTHONPATH": "./deps",
     }
+
+
+@pytest.mark.skipif(not PYTHON39, reason="no CPython 3.9 here (set PYTHON39)")
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_the_event_tasks_decide_and_count_alike_under_the_nodes_python_and_pyarrow(archive, tmp_path, fmt):
+    # The laptop's pyarrow and NumPy are newer than the node's pins (node.lock); the tasks' code
+    # (bulk classification, buckets, dedup) must give the same answer with the node's.
+    from datetime import date
+
+    from spark_app.local.sample_data import SampleSpec, write_day
+
+    write_day(tmp_path / "day", date(2024, 3, 10), SampleSpec(events=20_000), fmt=fmt, files=2)
+    unpacked = tmp_path / "deps"
+    with tarfile.open(archive.path) as tar:
+        tar.extractall(unpacked)
+    zip_path = tmp_path / "spark_app.zip"
+    zip_path.write_bytes(build_zip(ROOT))
+    args = ["-c", EVENT_TASKS, str(tmp_path / "day"), fmt]
+    node_env = {"PYTHONPATH": f"{unpacked}{os.pathsep}{zip_path}", "PATH": "/usr/bin:/bin",
+                "PYTHONNOUSERSITE": "1"}
+    on_node = subprocess.run([PYTHON39, "-S", "-s", *args], capture_output=True, text=True, env=node_env,
+                             timeout=300)
+    here = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert on_node.returncode == 0, on_node.stderr[-3000:]
+    assert here.returncode == 0, here.stderr[-3000:]
+    node_result, laptop_result = json.loads(on_node.stdout), json.loads(here.stdout)
+    assert node_result["versions"]["pyarrow"] == deps.pinned(LOCK_TEXT)["pyarrow"]
+    del node_result["versions"], laptop_result["versions"]
+    assert node_result == laptop_result
+    assert sum(r.get("in_day", 0) for r in node_result["reports"]) > 15_000
+
+
+EVENT_TASKS = """
+import glob, json, sys
+from datetime import date, datetime, timezone
+import numpy, pyarrow
+from spark_app.events.buckets import BucketWriter, spark_labels, unpack
+from spark_app.events.parse import DayWindow
+from spark_app.events.scan import ScanSpec, file_outputs
+from spark_app.events.views import views_per_key
+root, fmt = sys.argv[1], sys.argv[2]
+types = ("product_view", "add_to_cart", "purchase", "search", "page_view")
+spec = ScanSpec(fmt, DayWindow.of(date(2024, 3, 10), datetime(2024, 3, 12, tzinfo=timezone.utc), 60, types))
+labels = spark_labels(3)
+writer = BucketWriter(labels, flush_events=5000)
+reports, pairs = [], []
+for path in sorted(glob.glob(root + "/dt=*/part-*")):
+    for kind, item in file_outputs("file:" + path, spec):
+        if kind == "report":
+            reports.append(json.loads(item))
+        else:
+            pairs += list(writer.add(item))
+pairs += list(writer.flush())
+views, per_bucket = {}, {}
+for label in labels:
+    events = unpack([p for l, p in pairs if l == label])
+    per_bucket[str(label)] = events.num_rows
+    table = views_per_key(events)
+    for a, p, v, o in zip(*(table.column(c).to_pylist() for c in table.schema.names)):
+        views[f"{a}/{p}"] = [v, o]
+versions = {"pyarrow": pyarrow.__version__, "numpy": numpy.__version__}
+print(json.dumps({"reports": reports, "views": views, "per_bucket": per_bucket, "versions": versions}))
+"""
