@@ -20,7 +20,7 @@ from spark_app.events.files import Unreadable, open_source
 from spark_app.events.parse import FIELDS, MAX_PRODUCT_ID_BYTES, DayWindow, classify_values, outcome_of
 from spark_app.events.vector import BlockResult, _add_fast, _bump, _iso_micros, append_records, epoch_ms_text
 
-BATCH_ROWS = 128 * 1024
+BATCH_ROWS = 64 * 1024
 _EPOCH_MIN, _EPOCH_MAX = 10**11, 10**13
 
 

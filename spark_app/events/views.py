@@ -5,9 +5,9 @@ smallest (ts, event_type, advertiser_id, product_id) wins (strings compared as U
 so the result is deterministic whatever the order the copies arrive in. Every copy of an
 event is in the same bucket (`spark_app.events.buckets`), so a bucket is deduplicated alone.
 
-Events whose 64-bit hash of event_id is unique in the bucket are distinct without further work; only the
-rows sharing a hash (the copies, and the rare collision of two different ids) are sorted and
-compared by their text. The counts per (advertiser_id, product_id) are partial (one bucket's);
+Events whose 64-bit hash of event_id is unique in the bucket are distinct without further work;
+only the rows sharing a hash (the copies, and the rare collision of two different ids) are
+sorted and compared by their text. The counts per (advertiser_id, product_id) are partial (one bucket's);
 Spark sums them across buckets. `count_views` (built on the driver) applies the same rule to
 any events DataFrame.
 """
@@ -76,8 +76,8 @@ def views_per_key(events):
         {
             "advertiser_id": events.column("advertiser_id"),
             "product_id": events.column("product_id"),
-            "view_count": pa.array((keep & is_view).astype(np.int64)),
-            "other_events": pa.array((keep & ~is_view).astype(np.int64)),
+            "view_count": pa.array((keep & is_view).view(np.int8)),  # summed as int64
+            "other_events": pa.array((keep & ~is_view).view(np.int8)),
         }
     )
     grouped = weights.group_by(["advertiser_id", "product_id"]).aggregate(
@@ -128,7 +128,7 @@ def count_buckets(batches) -> Iterator[object]:
         reports = batch.column("report")
         if reports.null_count < len(reports):
             yield _report_rows(reports.drop_null())
-        payloads += [cell.as_buffer() for cell in batch.column("payload").drop_null()]
+        payloads += [cell.as_buffer() for cell in batch.column("payload") if cell.is_valid]
     events = unpack(payloads)
     del payloads
     if events is None or events.num_rows == 0:
