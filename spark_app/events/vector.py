@@ -25,8 +25,25 @@ from spark_app.events.parse import (
     outcome_of,
 )
 
+_KEY_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+
+
+def none_of(words, chars: str = _KEY_CHARS) -> str:
+    """A regular expression for the strings over `chars` that are none of `words` (RE2 has no
+    negative lookahead, so the complement is spelled out along the words' trie)."""
+    ends = "" in words
+    heads = sorted({w[0] for w in words if w})
+    others = "".join(c for c in chars if c not in heads)
+    options = [] if ends else [""]
+    if others:
+        options.append(f"[{others}][{chars}]*")
+    for c in heads:
+        options.append(c + none_of([w[1:] for w in words if w and w[0] == c], chars))
+    return "(?:" + "|".join(options) + ")"
+
+
 _STR = r'"[^"\\\x00-\x1f]+"'
-_KEY = r'"[A-Za-z0-9_]*"'
+_KEY = '"' + none_of(["event_id", "event_type", "ts", "advertiser_id", "product_id"]) + '"'  # no field twice
 _SCALAR = r'(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|"[^"\\\x00-\x1f]*"|true|false|null)'
 FAST_LINE = (
     r"^\{"
@@ -34,8 +51,6 @@ FAST_LINE = (
     rf'"advertiser_id": ?[1-9][0-9]{{0,17}}, ?"product_id": ?{_STR}'
     rf"(?:, ?{_KEY}: ?{_SCALAR})*\}}\r?\n?$"
 )
-# Strings of fast lines hold no quote, so this finds a key: one of the five repeated after product_id.
-_REPEATED_FIELD = r'"product_id": ?"[^"]*".*"(?:event_id|event_type|ts|advertiser_id|product_id)": ?'
 
 _QUOTE, _SPACE, _COLON = 34, 32, 58
 _EPOCH_MIN, _EPOCH_MAX = 10**11, 10**13  # 12 or 13 digits of epoch milliseconds
@@ -71,7 +86,6 @@ def classify_json_block(data: bytes, window: DayWindow) -> BlockResult:
     if n and _is_utf8(data) and bounds[-1] < 2**31:
         lines = pa.StringArray.from_buffers(n, pa.py_buffer(bounds.astype(np.int32)), pa.py_buffer(data))
         fast = pc.match_substring_regex(lines, FAST_LINE).to_numpy(zero_copy_only=False)
-        fast &= ~pc.match_substring_regex(lines, _REPEATED_FIELD).to_numpy(zero_copy_only=False)
     starts = bounds[:-1][fast]
     values, ok = _cut_fast_lines(buf, starts, bounds[1:][fast])
     fast_rows = np.flatnonzero(fast)

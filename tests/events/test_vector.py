@@ -90,3 +90,12 @@ def test_the_bulk_path_takes_the_generated_lines_and_leaves_escapes_to_the_stric
         ]
     )
     assert pc.match_substring_regex(lines, FAST_LINE).to_pylist() == [True, False, False]
+
+
+def test_the_bulk_path_refuses_a_line_that_repeats_one_of_the_five_fields_after_them():
+    import pyarrow.compute as pc
+
+    head = '{"event_id":"1","event_type":"t","ts":1710072000000,"advertiser_id":7,"product_id":"p"'
+    tails = [',"ts":5}', ',"product_id":"q"}', ',"event":1,"tss":2,"product_idx":3,"":4}', ',"user_id":1}']
+    lines = pa.array([head + tail + "\n" for tail in tails])
+    assert pc.match_substring_regex(lines, FAST_LINE).to_pylist() == [False, False, True, True]
