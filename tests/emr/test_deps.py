@@ -256,3 +256,11 @@ for label in labels:
 versions = {"pyarrow": pyarrow.__version__, "numpy": numpy.__version__}
 print(json.dumps({"reports": reports, "views": views, "per_bucket": per_bucket, "versions": versions}))
 """
+
+
+def test_the_laptop_runs_the_versions_the_nodes_get():
+    # `make setup` installs with requirements/node.txt as constraints: one version of each
+    # shipped dependency from laptop to cluster.
+    direct = deps.pinned((ROOT / "requirements" / "node.txt").read_text())
+    installed = {name: importlib.metadata.version(name) for name in direct}
+    assert installed == direct
