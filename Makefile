@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# (named after what it records: a venv made before the node's pins constrained it is rebuilt)
+STAMP := $(VENV)/.installed-node-pins
 # The JVM jars that Spark does not ship (Deequ, PostgreSQL JDBC, S3A), listed once in requirements/pom.xml.
 JARS := .jars
 JARS_STAMP := $(JARS)/.fetched
@@ -31,8 +32,8 @@ setup: $(STAMP)
 # The jars are order-only: a changed pom re-fetches them without reinstalling the venv.
 # requirements/node.txt constrains the venv: the laptop runs the cluster's versions of what ships.
 $(STAMP): pyproject.toml requirements/node.txt | $(JARS_STAMP)
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-		{ echo "Python 3.10+ is needed (found $$($(PYTHON) --version))"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' || \
+		{ echo "Python 3.11 or 3.12 is needed (found $$($(PYTHON) --version)): the node's pyarrow 17 and NumPy 1.26 have wheels up to 3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]" -c requirements/node.txt

@@ -20,7 +20,7 @@ import numpy as np
 
 EVENT_FIELDS = ("event_id", "event_type", "ts_us", "advertiser_id", "product_id")
 HASH_COLUMN = "event_hash"
-FLUSH_EVENTS = 64 * 1024  # events a task buffers before it emits its buckets (~8 MB packed)
+FLUSH_EVENTS = 64 * 1024  # events a task buffers before it emits its buckets (~3 MB packed)
 
 _M64 = np.uint64(0x9E3779B97F4A7C15)
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)

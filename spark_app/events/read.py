@@ -134,6 +134,8 @@ def _read(
         counts, reports = day_counts(observation.get)
         _check_every_file_reported(files, reports)
     except PipelineError:
+        if persisted is not None:
+            persisted.unpersist()
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
         if persisted is not None:
@@ -304,7 +306,7 @@ def _rejected(report: dict) -> int:
 def _by_folder(reports: List[dict]) -> Tuple[Dict[str, int], Dict[str, int]]:
     rejected: Dict[str, int] = {}
     lines: Dict[str, int] = {}
-    for report in reports:
+    for report in (r for r in reports if r.get("path")):  # the files' reports, not the buckets'
         folder = report["path"].rsplit("/", 1)[0]
         lines[folder] = lines.get(folder, 0) + int(report.get("lines", 0)) - int(report.get("blank", 0))
         if _rejected(report):

@@ -146,7 +146,8 @@ def count_buckets(batches) -> Iterator[object]:
 
 def count_views(events, partitions: int = 0):
     """Driver side: distinct events per key of any events DataFrame (EVENT_SCHEMA: event_id,
-    event_type, ts, advertiser_id, product_id), by the same rule, in Arrow.
+    event_type, ts, advertiser_id, product_id, none of them null, as the read gives them), by
+    the same rule, in Arrow.
 
     Spark's hash partitioning by event_id puts every copy of an event in one partition, which
     is then deduplicated like a bucket. The day's read does this inside its own pass.

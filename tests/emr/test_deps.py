@@ -197,8 +197,8 @@ def test_spark_conf_unpacks_the_archive_and_puts_it_on_every_pythonpath():
 @pytest.mark.skipif(not PYTHON39, reason="no CPython 3.9 here (set PYTHON39)")
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
 def test_the_event_tasks_decide_and_count_alike_under_the_nodes_python_and_pyarrow(archive, tmp_path, fmt):
-    # The laptop's pyarrow and NumPy are newer than the node's pins (node.lock); the tasks' code
-    # (bulk classification, buckets, dedup) must give the same answer with the node's.
+    # The tasks' code (bulk classification, buckets, dedup) gives the same answer under the
+    # node's own interpreter and wheels (node.lock, CPython 3.9) as under the laptop's.
     from datetime import date
 
     from spark_app.local.sample_data import SampleSpec, write_day
@@ -252,7 +252,8 @@ for label in labels:
     per_bucket[str(label)] = events.num_rows
     table = views_per_key(events)
     for a, p, v, o in zip(*(table.column(c).to_pylist() for c in table.schema.names)):
-        views[f"{a}/{p}"] = [v, o]
+        total = views.setdefault(f"{a}/{p}", [0, 0])
+        total[0], total[1] = total[0] + v, total[1] + o
 versions = {"pyarrow": pyarrow.__version__, "numpy": numpy.__version__}
 print(json.dumps({"reports": reports, "views": views, "per_bucket": per_bucket, "versions": versions}))
 """
