@@ -39,7 +39,7 @@ from spark_app.config import Config, LocalServicesConfig, SampleConfig, load_con
 from spark_app.errors import ConfigError, PipelineError
 from spark_app.local.catalog import load_catalog
 from spark_app.local.results import PIPELINE, print_report
-from spark_app.local.s3_upload import ensure_bucket, key_exists, upload_tree
+from spark_app.local.s3_upload import ensure_bucket, upload_tree
 from spark_app.local.sample_data import SampleSpec, catalog_keys, read_spec, write_day
 from spark_app.local.servers import LocalPostgres, port_open
 from spark_app.s3_uri import is_s3_uri, split_s3_uri
@@ -150,24 +150,33 @@ def ensure_sample_day(stack: Stack, day: date, spec: SampleSpec, say=print) -> N
 
 
 def upload_sample_day(stack: Stack, day: date, say=print) -> None:
-    """dt=D and dt=D+1 of the sample into the bucket of events.path, unless dt=D is complete there."""
+    """dt=D and dt=D+1 of the sample into the bucket of events.path, each folder unless S3
+    already holds every one of its files (dt=D+1 is the late events of D: never skipped with D)."""
     from spark_app.events.files import day_folders, s3_client
 
     client = s3_client(stack.cfg.s3)
     this_day, next_day = day_folders(stack.cfg.events.path, day)
     bucket, _ = split_s3_uri(this_day)
-    created = ensure_bucket(client, bucket)
-    if not created and key_exists(client, f"{this_day}/_SUCCESS"):
-        say(f"events       {this_day} already in S3")
-        return
+    ensure_bucket(client, bucket)
     start = time.perf_counter()
     keys = []
     for folder in (this_day, next_day):
         local = stack.events_root / folder.rsplit("/", 1)[1]
-        if local.is_dir():
-            keys += upload_tree(client, local, folder)
-    seconds = time.perf_counter() - start
-    say(f"events       uploaded {len(keys)} objects to {this_day} and the next day in {seconds:.1f} s")
+        if not local.is_dir():
+            continue
+        if {p.name for p in local.iterdir() if p.is_file()} <= _names_in(client, folder):
+            say(f"events       {folder} already in S3")
+            continue
+        keys += upload_tree(client, local, folder)
+    if keys:
+        seconds = time.perf_counter() - start
+        say(f"events       uploaded {len(keys)} objects to {this_day} and the next day in {seconds:.1f} s")
+
+
+def _names_in(client, folder: str) -> set:
+    bucket, prefix = split_s3_uri(folder.rstrip("/") + "/")
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {obj["Key"][len(prefix) :] for page in pages for obj in page.get("Contents", [])}
 
 
 def _load_catalog(stack: Stack, spec: SampleSpec):

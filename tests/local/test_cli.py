@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import boto3
@@ -17,6 +17,7 @@ from spark_app.local.results import format_rates, print_report
 from spark_app.local.servers import free_port, port_open
 
 DAY = date(2026, 11, 19)
+NEXT_DAY = DAY + timedelta(days=1)
 
 
 def write_conf(tmp: Path, pg_port: int, moto_port: int) -> Path:
@@ -179,4 +180,26 @@ def test_with_an_s3_events_path_the_day_is_generated_once_and_uploaded_to_moto(t
     assert said[2:] == [
         f"events       dt={DAY} already present under {tmp_path / 'sample'}",
         f"events       s3://cli-sample/events/dt={DAY} already in S3",
+        f"events       s3://cli-sample/events/dt={NEXT_DAY} already in S3",
     ]
+
+
+def test_a_day_uploaded_as_the_next_day_of_its_eve_still_gets_its_own_late_events(tmp_path, moto_server):
+    # Run from D-1 to D: dt=D goes up complete with D-1; D's late events (dt=D+1) must follow.
+    from spark_app.config import config_from_mapping
+    from spark_app.events.files import s3_client
+    from spark_app.local.cli import ensure_sample_day, sample_spec, upload_sample_day
+
+    data = yaml.safe_load(write_conf(tmp_path, free_port(), free_port()).read_text())
+    data["events"] = {"path": "s3://cli-eve/events", "quarantine_path": "s3://cli-eve/quarantine"}
+    data["s3"] = {"endpoint_url": moto_server.endpoint_url, "path_style_access": True}
+    data["local_services"]["sample_dir"] = str(tmp_path / "sample")
+    stack = Stack(config_from_mapping(data, "local.yaml"), tmp_path / "local.yaml")
+    eve = DAY - timedelta(days=1)
+    for day in (eve, DAY):
+        ensure_sample_day(stack, day, sample_spec(stack.services.sample), lambda _: None)
+    for day in (eve, DAY):
+        upload_sample_day(stack, day, lambda _: None)
+
+    listed = s3_client(stack.cfg.s3).list_objects_v2(Bucket="cli-eve", Prefix=f"events/dt={NEXT_DAY}/")
+    assert [o["Key"] for o in listed.get("Contents", []) if "/part-" in o["Key"]]
