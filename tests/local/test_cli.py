@@ -154,16 +154,22 @@ def test_a_config_without_local_services_is_refused(tmp_path, capsys):
     assert "local_services: required" in capsys.readouterr().err
 
 
-def test_with_an_s3_events_path_the_day_is_generated_once_and_uploaded_to_moto(tmp_path, moto_server):
+def s3_stack(tmp_path, moto_server, bucket: str) -> Stack:
+    """A local stack whose events live in `bucket` on moto's S3, the sample under tmp_path/sample."""
     from spark_app.config import config_from_mapping
+
+    data = yaml.safe_load(write_conf(tmp_path, free_port(), free_port()).read_text())
+    data["events"] = {"path": f"s3://{bucket}/events", "quarantine_path": f"s3://{bucket}/quarantine"}
+    data["s3"] = {"endpoint_url": moto_server.endpoint_url, "path_style_access": True}
+    data["local_services"]["sample_dir"] = str(tmp_path / "sample")
+    return Stack(config_from_mapping(data, "local.yaml"), tmp_path / "local.yaml")
+
+
+def test_with_an_s3_events_path_the_day_is_generated_once_and_uploaded_to_moto(tmp_path, moto_server):
     from spark_app.events.files import s3_client
     from spark_app.local.cli import ensure_sample_day, sample_spec, upload_sample_day
 
-    data = yaml.safe_load(write_conf(tmp_path, free_port(), free_port()).read_text())
-    data["events"] = {"path": "s3://cli-sample/events", "quarantine_path": "s3://cli-sample/quarantine"}
-    data["s3"] = {"endpoint_url": moto_server.endpoint_url, "path_style_access": True}
-    data["local_services"]["sample_dir"] = str(tmp_path / "sample")
-    stack = Stack(config_from_mapping(data, "local.yaml"), tmp_path / "local.yaml")
+    stack = s3_stack(tmp_path, moto_server, "cli-sample")
     said = []
 
     for _ in range(2):
@@ -186,15 +192,10 @@ def test_with_an_s3_events_path_the_day_is_generated_once_and_uploaded_to_moto(t
 
 def test_a_day_uploaded_as_the_next_day_of_its_eve_still_gets_its_own_late_events(tmp_path, moto_server):
     # Run from D-1 to D: dt=D goes up complete with D-1; D's late events (dt=D+1) must follow.
-    from spark_app.config import config_from_mapping
     from spark_app.events.files import s3_client
     from spark_app.local.cli import ensure_sample_day, sample_spec, upload_sample_day
 
-    data = yaml.safe_load(write_conf(tmp_path, free_port(), free_port()).read_text())
-    data["events"] = {"path": "s3://cli-eve/events", "quarantine_path": "s3://cli-eve/quarantine"}
-    data["s3"] = {"endpoint_url": moto_server.endpoint_url, "path_style_access": True}
-    data["local_services"]["sample_dir"] = str(tmp_path / "sample")
-    stack = Stack(config_from_mapping(data, "local.yaml"), tmp_path / "local.yaml")
+    stack = s3_stack(tmp_path, moto_server, "cli-eve")
     eve = DAY - timedelta(days=1)
     for day in (eve, DAY):
         ensure_sample_day(stack, day, sample_spec(stack.services.sample), lambda _: None)
