@@ -18,8 +18,6 @@ from typing import Iterator, List
 
 import numpy as np
 
-EVENT_FIELDS = ("event_id", "event_type", "ts_us", "advertiser_id", "product_id")
-HASH_COLUMN = "event_hash"
 FLUSH_EVENTS = 64 * 1024  # events a task buffers before it emits its buckets (~3 MB packed)
 
 _M64 = np.uint64(0x9E3779B97F4A7C15)
@@ -41,7 +39,7 @@ def event_id_hash(ids) -> np.ndarray:
     raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
     padded = np.zeros(len(raw) + 8, np.uint8)
     padded[: len(raw)] = raw
-    words = np.lib.stride_tricks.as_strided(padded.view(np.uint8), shape=(len(padded) - 7, 8), strides=(1, 1))
+    words = np.lib.stride_tricks.as_strided(padded, shape=(len(padded) - 7, 8), strides=(1, 1))
     starts, lengths = offsets[:-1], offsets[1:] - offsets[:-1]
     h = np.zeros(n, np.uint64)
     for k in range(0, int(lengths.max()), 8):
@@ -111,7 +109,7 @@ def murmur3_int(value: int, seed: int = 42) -> int:
 class BucketWriter:
     """Buffers a task's in-day events and emits them per bucket as Arrow IPC streams.
 
-    `add(batch)` takes a RecordBatch of EVENT_FIELDS; every FLUSH_EVENTS buffered events (and at
+    `add(batch)` takes a RecordBatch of the five event columns; every FLUSH_EVENTS buffered events (and at
     `flush()`) it yields `(label, payload)` pairs, one per non-empty bucket, so a task's memory
     stays bounded whatever the size of its files.
     """
@@ -120,13 +118,12 @@ class BucketWriter:
         self.labels = labels
         self.flush_events = max(flush_events, 64 * len(labels))
         self._batches: List[object] = []
+        self._hashes: List[np.ndarray] = []  # event_id_hash of each buffered batch
         self._buffered = 0
 
     def add(self, batch) -> Iterator[tuple]:
-        import pyarrow as pa
-
-        hashes = event_id_hash(batch.column("event_id"))
-        self._batches.append(batch.append_column(HASH_COLUMN, pa.array(hashes, pa.uint64())))
+        self._batches.append(batch)
+        self._hashes.append(event_id_hash(batch.column("event_id")))
         self._buffered += batch.num_rows
         if self._buffered >= self.flush_events:
             yield from self.flush()
@@ -137,11 +134,11 @@ class BucketWriter:
         if not self._buffered:
             return
         table = pa.Table.from_batches(self._batches)
-        self._batches, self._buffered = [], 0
+        buckets = bucket_of(np.concatenate(self._hashes), len(self.labels))
+        self._batches, self._hashes, self._buffered = [], [], 0
         n = len(self.labels)
-        buckets = bucket_of(table.column(HASH_COLUMN).to_numpy(), n)
         order = np.argsort(buckets, kind="stable")
-        sorted_table = _small_types(table.take(pa.array(order)).drop_columns([HASH_COLUMN]).combine_chunks())
+        sorted_table = _small_types(table.take(pa.array(order)).combine_chunks())
         bounds = np.searchsorted(buckets[order], np.arange(n + 1))
         for b in range(n):
             lo, hi = int(bounds[b]), int(bounds[b + 1])

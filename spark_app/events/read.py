@@ -133,13 +133,11 @@ def _read(
         persisted.write.format("noop").mode("overwrite").save()
         counts, reports = day_counts(observation.get)
         _check_every_file_reported(files, reports)
-    except PipelineError:
-        if persisted is not None:
-            persisted.unpersist()
-        raise
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
         if persisted is not None:
             persisted.unpersist()
+        if isinstance(exc, PipelineError):
+            raise
         raise SourceError(f"events of {day}: reading {len(files)} files failed: {_first_line(exc)}") from exc
     corrupt = {r["path"]: r["problem"] for r in reports if r.get("problem")}
     for path, problem in sorted(corrupt.items()):

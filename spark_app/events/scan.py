@@ -96,12 +96,13 @@ def bucket_partition(spec: ScanSpec, labels: List[int]):
 
 def scan_file(path: str, spec: ScanSpec):
     """Arrow batches of the file's in-day events, then its report row (JSON)."""
+    import pyarrow as pa
+
     for kind, item in file_outputs(path, spec):
         if kind == "report":
             yield _report_batch(item)
         else:
-            n = item.num_rows
-            yield item.append_column("report", pa_nulls(n))
+            yield item.append_column("report", pa.nulls(item.num_rows, pa.string()))
 
 
 def file_outputs(path: str, spec: ScanSpec):
@@ -109,7 +110,7 @@ def file_outputs(path: str, spec: ScanSpec):
     report: Dict[str, object] = {"path": path}
     try:
         for result in classify_file(path, spec):
-            _merge(report, result.counts, len(result.rejects))
+            _merge(report, result.counts)
             batch = _event_batch(result.columns)
             if batch is not None:
                 yield "events", batch
@@ -134,12 +135,6 @@ def _payload_batch(labels, payloads, reports):
         [pa.array(labels, pa.int32()), pa.array(payloads, pa.binary()), pa.array(reports, pa.string())],
         ["label", "payload", "report"],
     )
-
-
-def pa_nulls(n: int):
-    import pyarrow as pa
-
-    return pa.nulls(n, pa.string())
 
 
 def classify_file(path: str, spec: ScanSpec) -> Iterator[BlockResult]:
@@ -255,7 +250,7 @@ def _blocks(stream, size: int) -> Iterator[bytes]:
         yield carry
 
 
-def _merge(report: Dict[str, object], counts: Dict[str, int], _rejects: int) -> None:
+def _merge(report: Dict[str, object], counts: Dict[str, int]) -> None:
     for key, value in counts.items():
         report[key] = int(report.get(key, 0)) + value
 
@@ -283,18 +278,3 @@ def _raw_text(raw) -> str:
     if isinstance(raw, str):
         return raw
     return raw.decode("utf-8", "backslashreplace")
-
-
-def merge_reports(reports: List[dict]) -> Dict[str, int]:
-    """Sum of the per-file counters (the driver's view of the day)."""
-    total: Dict[str, int] = {}
-    for report in reports:
-        for key, value in report.items():
-            if isinstance(value, int):
-                total[key] = total.get(key, 0) + value
-    return total
-
-
-def problem_of(report: dict) -> Optional[str]:
-    problem = report.get("problem")
-    return str(problem) if problem else None

@@ -18,7 +18,14 @@ import numpy as np
 from spark_app.config import S3Config
 from spark_app.events.files import Unreadable, open_source
 from spark_app.events.parse import FIELDS, MAX_PRODUCT_ID_BYTES, DayWindow, classify_values, outcome_of
-from spark_app.events.vector import BlockResult, _add_fast, _bump, _iso_micros, append_records, epoch_ms_text
+from spark_app.events.vector import (
+    BlockResult,
+    _add_fast,
+    _iso_micros,
+    append_records,
+    epoch_ms_text,
+    tally_strict,
+)
 
 BATCH_ROWS = 64 * 1024
 _EPOCH_MIN, _EPOCH_MAX = 10**11, 10**13
@@ -140,13 +147,8 @@ def _classify_rows(result: BlockResult, batch, rows: np.ndarray, window: DayWind
         if outcome == "rejected" and record.reason == "future_ts":
             result.rejects.append((_raw(row), "future_ts"))  # already counted by the bulk path
             continue
-        _bump(result.counts, outcome if outcome != "rejected" else f"rejected_{record.reason}", 1)
-        if outcome == "rejected":
+        if tally_strict(result, record, outcome, window, kept):
             result.rejects.append((_raw(row), record.reason))
-        elif outcome == "in_day":
-            kept.append(record)
-            if record.event_type not in window.known_types:
-                _bump(result.counts, "unknown_type", 1)
     if kept:
         append_records(result, kept)
 

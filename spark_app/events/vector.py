@@ -311,16 +311,21 @@ def _add_slow(result: BlockResult, data: bytes, bounds, rows, window: DayWindow)
             _bump(result.counts, "blank", 1)
             continue
         record = classify_line(line, window)
-        outcome = outcome_of(record, window)
-        _bump(result.counts, outcome if outcome != "rejected" else f"rejected_{record.reason}", 1)
-        if outcome == "rejected":
+        if tally_strict(result, record, outcome_of(record, window), window, kept):
             result.rejects.append((line, record.reason))
-        elif outcome == "in_day":
-            kept.append(record)
-            if record.event_type not in window.known_types:
-                _bump(result.counts, "unknown_type", 1)
     if kept:
         append_records(result, kept)
+
+
+def tally_strict(result: BlockResult, record: Record, outcome: str, window: DayWindow, kept: list) -> bool:
+    """Count a record the strict rules decided and keep it when it is of the day; True when it
+    was rejected (the caller adds its raw text to the rejects)."""
+    _bump(result.counts, outcome if outcome != "rejected" else f"rejected_{record.reason}", 1)
+    if outcome == "in_day":
+        kept.append(record)
+        if record.event_type not in window.known_types:
+            _bump(result.counts, "unknown_type", 1)
+    return outcome == "rejected"
 
 
 def append_records(result: BlockResult, records: List[Record]) -> None:
