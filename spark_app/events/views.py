@@ -23,6 +23,7 @@ from spark_app.events.buckets import chunked_hash, unpack
 
 VIEW = "product_view"
 PARTIAL_SCHEMA = "advertiser_id long, product_id string, view_count long, other_events long, report string"
+_PARTIAL_NAMES = ["advertiser_id", "product_id", "view_count", "other_events", "report"]
 _DEDUP_ORDER = [
     ("event_id", "ascending"),
     ("ts_us", "ascending"),
@@ -131,16 +132,13 @@ def count_buckets(batches) -> Iterator[object]:
         payloads += [cell.as_buffer() for cell in batch.column("payload") if cell.is_valid]
     events = unpack(payloads)
     del payloads
-    if events is None or events.num_rows == 0:
-        yield _report_rows(pa.array([json.dumps({"path": "", "received": 0, "distinct": 0})]))
-        return
-    per_key = views_per_key(events)
-    distinct = int(pc.sum(per_key.column("view_count")).as_py() or 0) + int(
-        pc.sum(per_key.column("other_events")).as_py() or 0
-    )
-    received = events.num_rows
-    del events
-    yield _partial_batch(per_key)
+    received = distinct = 0
+    if events is not None and events.num_rows:
+        per_key = views_per_key(events)
+        received = events.num_rows
+        del events
+        distinct = sum(int(pc.sum(per_key.column(c)).as_py() or 0) for c in ("view_count", "other_events"))
+        yield _partial_batch(per_key)
     yield _report_rows(pa.array([json.dumps({"path": "", "received": received, "distinct": distinct})]))
 
 
@@ -177,8 +175,7 @@ def _partial_batch(per_key):
 
     n = per_key.num_rows
     return pa.RecordBatch.from_arrays(
-        [c.combine_chunks() for c in per_key.columns] + [pa.nulls(n, pa.string())],
-        ["advertiser_id", "product_id", "view_count", "other_events", "report"],
+        [c.combine_chunks() for c in per_key.columns] + [pa.nulls(n, pa.string())], _PARTIAL_NAMES
     )
 
 
@@ -188,6 +185,4 @@ def _report_rows(reports):
     n = len(reports)
     types = [pa.int64(), pa.string(), pa.int64(), pa.int64()]
     arrays = [pa.nulls(n, t) for t in types] + [reports.cast(pa.string())]
-    return pa.RecordBatch.from_arrays(
-        arrays, ["advertiser_id", "product_id", "view_count", "other_events", "report"]
-    )
+    return pa.RecordBatch.from_arrays(arrays, _PARTIAL_NAMES)
