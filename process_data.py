@@ -21,43 +21,46 @@ import argparse
 import dataclasses
 import logging
 import sys
-from datetime import date, timedelta
+from datetime import date
 from typing import List, Optional, Sequence
 
+from spark_app import run_days
 from spark_app.config import Config, load_config
 from spark_app.errors import ConfigError, PipelineError, from_executor_failure
+from spark_app.run_days import PIPELINES, add_day_options, check_pipeline, day_argument
 
 COMMANDS = ("run", "quality", "suggest", "report", "prune", "db-upgrade")
-MAX_BACKFILL_DAYS = 366
 
 log = logging.getLogger("process_data")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command and its options; with no command, `run` (the options alone: `--pipeline ...`)."""
     argv = list(argv)
-    if not argv or argv[0] not in COMMANDS + ("-h", "--help"):
+    parser = argparse.ArgumentParser(prog="process_data.py", description=__doc__.split("\n\n")[0],
+                                     epilog="Without a command, the options are run's: "
+                                            "process_data.py --pipeline P --date D --conf FILE")
+    if argv and argv[0] not in COMMANDS + ("-h", "--help"):
         argv.insert(0, "run")
-    parser = argparse.ArgumentParser(prog="process_data.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    pipelines = f"the pipeline, one of: {', '.join(PIPELINES)}"
     for name, helptext in [
         ("run", "run the pipeline for a day or a range of days"),
         ("quality", "compute the day's tables and run the data-quality checks alone (writes nothing)"),
         ("suggest", "profile the day's tables and print suggested constraints"),
     ]:
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--pipeline", required=True)
+        p.add_argument("--pipeline", required=True, help=pipelines)
         p.add_argument("--conf", required=True, help="YAML config file")
-        p.add_argument("--date", type=_parse_date, help="the day, YYYY-MM-DD")
+        add_day_options(p, backfill=name == "run")
         if name == "run":
-            p.add_argument("--from", dest="date_from", type=_parse_date, help="first day of a backfill")
-            p.add_argument("--to", dest="date_to", type=_parse_date, help="last day of a backfill")
             p.add_argument("--allow-shrink", action="store_true",
                            help="publish a day far smaller than its history or the published day "
                                 "(the shrink guard becomes a warning; the summary says so)")
     p = sub.add_parser("report", help="write the catalog health report of a day (HTML; PostgreSQL only)")
-    p.add_argument("--pipeline", required=True)
+    p.add_argument("--pipeline", required=True, help=pipelines)
     p.add_argument("--conf", required=True, help="YAML config file")
-    p.add_argument("--date", type=_parse_date, required=True, help="the report's day, YYYY-MM-DD")
+    p.add_argument("--date", type=day_argument, required=True, help="the report's day, YYYY-MM-DD")
     p.add_argument("--days", type=int, help="days in the window, ending on --date (default: report.days)")
     p.add_argument("--out", help="the HTML file (default: <pipeline>-report-<date>.html)")
     p.add_argument("--csv", dest="csv_dir",
@@ -67,32 +70,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="list what would be dropped, drop nothing")
     p = sub.add_parser("db-upgrade", help="apply the PostgreSQL schema migrations")
     p.add_argument("--conf", required=True)
+    if not argv:  # no command: every command and what it does, not one command's usage
+        parser.print_help(sys.stderr)
+        parser.exit(2)
     return parser.parse_args(argv)
-
-
-def _parse_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def days_to_run(args: argparse.Namespace) -> List[date]:
     """The day, or the consecutive days of a backfill; checked before anything starts."""
-    date_from = getattr(args, "date_from", None)
-    date_to = getattr(args, "date_to", None)
-    if args.date and (date_from or date_to):
-        raise ConfigError("--date and --from/--to exclude each other")
-    if args.date:
-        return [args.date]
-    if not (date_from and date_to):
-        raise ConfigError("give --date D, or --from D1 --to D2 for a backfill")
-    if date_to < date_from:
-        raise ConfigError(f"--to {date_to} is before --from {date_from}")
-    n = (date_to - date_from).days + 1
-    if n > MAX_BACKFILL_DAYS:
-        raise ConfigError(f"a backfill of {n} days is over the limit of {MAX_BACKFILL_DAYS}")
-    return [date_from + timedelta(days=i) for i in range(n)]
+    return run_days.days_to_run(args.date, getattr(args, "date_from", None), getattr(args, "date_to", None))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -240,12 +226,10 @@ def _db_upgrade(cfg: Config) -> int:
 def _report(args: argparse.Namespace, cfg: Config) -> int:
     from pathlib import Path
 
-    from pipelines import PIPELINES
     from spark_app.postgres.connect import connection_spec
     from spark_app.report.build import check_window, default_out, read_report, summary, write_csvs, write_html
 
-    if args.pipeline not in PIPELINES:
-        raise ConfigError(f"--pipeline: unknown pipeline {args.pipeline!r} (known: {', '.join(PIPELINES)})")
+    check_pipeline(args.pipeline)
     days = cfg.report.days if args.days is None else args.days
     check_window(days)
     report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,

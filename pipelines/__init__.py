@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from spark_app.errors import ConfigError
+from spark_app.run_days import PIPELINES, check_pipeline  # the names, checked by deploy.py too
 
-PIPELINES = ("catalog_match_rate",)
+__all__ = ["PIPELINES", "check_pipeline", "load_pipeline"]
 
 
 def load_pipeline(name: str):
-    if name not in PIPELINES:
-        raise ConfigError(f"--pipeline: unknown pipeline {name!r} (known: {', '.join(PIPELINES)})")
-    return import_module(f"pipelines.{name}")
+    return import_module(f"pipelines.{check_pipeline(name)}")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from datetime import date
 
 import pytest
 import yaml
 
 import process_data
+from pipelines import load_pipeline
+from spark_app.run_days import PIPELINES
+from tests.support.paths import ROOT
 
 GOOD = {
     "events": {"path": "/tmp/events"},
@@ -102,3 +108,48 @@ def test_allow_shrink_turns_the_guard_into_a_warning_for_this_run_only(tmp_path)
 
     assert process_data.apply_overrides(cfg, plain).quality.shrink.allow is False
     assert process_data.apply_overrides(cfg, allowed).quality.shrink.allow is True
+
+
+def cli(*argv):
+    """process_data.py as a user types it."""
+    return subprocess.run([sys.executable, str(ROOT / "process_data.py"), *argv], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def test_bare_process_data_shows_every_command():
+    res = cli()
+    assert res.returncode == 2
+    for name in process_data.COMMANDS:
+        assert re.search(rf"^\s+{name}\s+\S", res.stderr, re.MULTILINE), name  # listed with what it does
+
+
+def test_help_names_the_pipelines_there_are():
+    assert PIPELINES == ("catalog_match_rate",)
+    for name in PIPELINES:
+        assert load_pipeline(name).NAME == name  # each name is a module of pipelines/
+    for command in ("run", "quality", "suggest", "report"):
+        shown = " ".join(cli(command, "--help").stdout.split())
+        assert "--pipeline PIPELINE the pipeline, one of: catalog_match_rate" in shown
+
+
+@pytest.mark.parametrize("command", ["quality", "suggest"])
+def test_quality_and_suggest_without_a_day_ask_for_the_option_they_take(command):
+    res = cli(command, "--pipeline", "catalog_match_rate", "--conf", "conf/local.yaml")
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == (
+        f"process_data.py {command}: error: the following arguments are required: --date")
+    assert "--from" not in res.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2026-02-30", "no such day: 2026-02-30 (February has 28 days in 2026)"),
+    ("2028-02-30", "no such day: 2028-02-30 (February has 29 days in 2028)"),
+    ("2026-04-31", "no such day: 2026-04-31 (April has 30 days in 2026)"),
+    ("2026-13-01", "no such day: 2026-13-01 (months run from 01 to 12)"),
+    ("19-11-2026", "not a date (YYYY-MM-DD): '19-11-2026'"),
+    ("20261119", "not a date (YYYY-MM-DD): '20261119'"),  # the cluster's Python 3.9 would refuse it too
+])
+def test_a_day_that_does_not_exist_is_told_apart_from_a_malformed_one(text, message):
+    res = cli("--pipeline", "catalog_match_rate", "--conf", "conf/local.yaml", "--date", text)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines()[-1] == f"process_data.py run: error: argument --date: {message}"
