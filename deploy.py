@@ -46,6 +46,7 @@ from spark_app.emr import launch as emr_api  # noqa: E402
 from spark_app.emr import logs as emr_logs  # noqa: E402
 from spark_app.emr.aws_errors import explain_aws_error  # noqa: E402
 from spark_app.errors import ConfigError, PipelineError  # noqa: E402
+from spark_app.run_days import check_pipeline  # noqa: E402
 
 DIST = ROOT / "dist"
 LAST_LAUNCH = DIST / "last_launch.json"
@@ -94,6 +95,7 @@ def cmd_deps(args: argparse.Namespace) -> int:
 
 
 def _templates(cfg: Config, version: str, conf_name: str) -> List[packaging.Artifact]:
+    check_pipeline(emr_api.emr_section(cfg).schedule.pipeline)  # what the schedule will launch
     extra = [schedule.launch_template(cfg, version, conf_name, _table(cfg))]
     if cfg.emr.serverless is not None:
         extra += schedule.serverless_templates(cfg, version, conf_name, _table(cfg))
@@ -109,6 +111,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
         extra.append(packaging.deequ_jar_artifact(ROOT))
     archive = DIST / deps.archive_name(deps.read_lock(ROOT))
     bucket, key = emr_api.deps_uri(emr)[len("s3://"):].split("/", 1)
+    if not archive.is_file():  # a dry run refuses what the upload would
+        raise ConfigError(f"{archive}: the dependency archive is not built; run `make deps` first")
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},
@@ -117,8 +121,6 @@ def cmd_upload(args: argparse.Namespace) -> int:
         manifest = {"Bucket": emr.bucket, "Key": packaging.manifest_key(emr.prefix)}
         _dump({"put_object": puts, "manifest": manifest})
         return 0
-    if not archive.is_file():
-        raise ConfigError(f"{archive}: the dependency archive is not built; run `make deps` first")
     s3 = emr_api.s3_client(emr)
     sent = deps.upload_archive(s3, archive, bucket, key)
     report = packaging.upload(s3, release, emr.bucket, emr.prefix, extra=extra)
@@ -127,12 +129,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _job_args(args: argparse.Namespace, cfg: Config) -> List[str]:
-    pipeline = args.pipeline or emr_api.emr_section(cfg).schedule.pipeline
-    return emr_api.job_arguments(pipeline, Path(args.conf).name, args.date, args.date_from, args.date_to)
-
-
-def _label(args: argparse.Namespace) -> str:
-    return args.date or f"{args.date_from}..{args.date_to}"
+    """Refused here, before any build or AWS call, where process_data.py would refuse them."""
+    return commands.job(args, emr_api.emr_section(cfg).schedule.pipeline, Path(args.conf).name)
 
 
 def _require_uploaded(cfg: Config, version: str) -> None:
@@ -155,11 +153,12 @@ def _target(args: argparse.Namespace, cfg: Config) -> str:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    job_args = _job_args(args, cfg)
     version = args.version or _build(args).version
     if _target(args, cfg) == "serverless":
-        return _launch_serverless(args, cfg, version)
+        return _launch_serverless(args, cfg, version, job_args)
     request = emr_api.run_job_flow_request(
-        cfg, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg), label=_label(args)
+        cfg, version, job_args, Path(args.conf).name, _table(cfg), label=commands.label(args)
     )
     if args.dry_run:
         _dump(request)
@@ -173,18 +172,19 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return _follow(args, cfg, launched.cluster_id, launched.step_ids[-1]) if args.wait else 0
 
 
-def _launch_serverless(args: argparse.Namespace, cfg: Config, version: str) -> int:
+def _launch_serverless(args: argparse.Namespace, cfg: Config, version: str, job_args: List[str]) -> int:
     if not args.version and not args.dry_run:
         _require_uploaded(cfg, version)
-    return serverless.cli_launch(cfg, version, _job_args(args, cfg), Path(args.conf).name, _table(cfg),
-                                 _label(args), args, _remember)
+    return serverless.cli_launch(cfg, version, job_args, Path(args.conf).name, _table(cfg),
+                                 commands.label(args), args, _remember)
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    job_args = _job_args(args, cfg)
     version = args.version or _build(args).version
-    step = emr_api.spark_submit_step(
-        cfg, version, _job_args(args, cfg), Path(args.conf).name, f"{cfg.emr.prefix} {_label(args)}"
+    step = emr_api.submit_step(  # ActionOnFailure CONTINUE: the cluster may be shared
+        cfg, version, job_args, Path(args.conf).name, f"{cfg.emr.prefix} {commands.label(args)}"
     )
     if args.dry_run:
         _dump({"JobFlowId": args.cluster_id, "Steps": [step]})
@@ -204,7 +204,7 @@ def _remember(ids: Dict[str, str]) -> None:
 
 def _ids(args: argparse.Namespace, first: str, second: str) -> tuple:
     """(first, second) ids from the arguments, else from the last launch of the same target."""
-    given = getattr(args, first), getattr(args, second)
+    given = getattr(args, first), getattr(args, second, None)
     if given[0]:
         return given
     last = json.loads(LAST_LAUNCH.read_text()) if LAST_LAUNCH.is_file() else {}
@@ -315,15 +315,10 @@ def cmd_sizing(args: argparse.Namespace) -> int:
     cfg = _config(args) if Path(args.conf).is_file() else None
     core = cfg.emr.core if cfg and cfg.emr else None
     itype = args.instance_type or (core.instance_type if core else None)
-    nodes = args.nodes or (core.count if core else None)
+    nodes = args.nodes or (core.count if core else None)  # --nodes is at least 1 when given
     if not itype or not nodes:
         raise ConfigError("give --instance-type and --nodes (or a --conf with emr.core)")
-    result = sizing.compute_sizing(itype, nodes, _table(cfg))
-    workers = sizing.serverless_workers(result)
-    fit = result.yarn
-    verdict = "fits YARN" if fit.rule_fits else "does not fit YARN: " + "; ".join(fit.cuts)
-    _dump({**result.as_dict(), "fits": verdict, "spark-defaults": result.spark_defaults(),
-           "serverless": {**workers.__dict__, "maximumCapacity": workers.max_capacity()}})
+    _dump(commands.sizing_report(cfg, itype, nodes, _table(cfg)))
     return 0
 
 
@@ -335,6 +330,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     kw = {"region_name": emr.region, "endpoint_url": emr.endpoint_url}
     account = "<account>" if args.dry_run else boto3.client("sts", **kw).get_caller_identity()["Account"]
     sched = emr.schedule
+    check_pipeline(sched.pipeline)
     if sched.target == "serverless":
         serverless.serverless_section(cfg)  # the section must be there before anything is created
     if args.dry_run:

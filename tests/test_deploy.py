@@ -66,19 +66,25 @@ def _run(capsys, *argv):
 def test_sizing_command_reproduces_the_worked_example(capsys):
     code, out, _ = _run(capsys, "sizing", "--instance-type", "r5.12xlarge", "--nodes", "19")
     got = json.loads(out)
-    assert code == 0  # the text's numbers, explained, then whether they fit YARN
-    assert got["explanation"][0] == "executors per node: (48 vCPU - 1) // 5 cores = 9"
-    assert got["fits"] == ("does not fit YARN: container 42 GiB -> 41 GiB (heap + overhead): "
-                           "9 x 42 GiB = 378 GiB > YARN's 376 GiB per r5.12xlarge")
-    assert {k: got[k] for k in ("executors_per_node", "total_executor_memory_gb", "executor_memory_gb",
-                                "memory_overhead_gb", "executor_instances", "parallelism",
-                                "driver_memory_gb", "driver_cores")} == {
+    assert code == 0  # what is sent, and that it fits; then the text's numbers, explained, and the cut
+    sent = got["ec2"]["spark-defaults"]
+    assert (sent["spark.executor.memory"], sent["spark.executor.memoryOverhead"]) == ("36g", "5g")
+    assert sent["spark.executor.instances"] == "170" and sent["spark.default.parallelism"] == "1700"
+    assert got["ec2"]["fits"].startswith("fits YARN: the busiest node holds 9 containers of 41984 MB")
+    rule = got["rule"]
+    assert rule["explanation"][0] == "executors per node: (48 vCPU - 1) // 5 cores = 9"
+    assert {k: rule[k] for k in ("executors_per_node", "total_executor_memory_gb", "executor_memory_gb",
+                                 "memory_overhead_gb", "executor_instances", "parallelism",
+                                 "driver_memory_gb", "driver_cores")} == {
         "executors_per_node": 9, "total_executor_memory_gb": 42, "executor_memory_gb": 37,
         "memory_overhead_gb": 5, "executor_instances": 170, "parallelism": 1700,
         "driver_memory_gb": 37, "driver_cores": 5,
     }
-    assert got["spark-defaults"]["spark.executor.memory"] == "36g"  # what is asked for: the fit
-    assert got["serverless"]["cpu"] == 4 and got["serverless"]["memory_gb"] == 30
+    assert got["yarn"]["cuts"] == ["container 42 GiB -> 41 GiB (heap + overhead): "
+                                   "9 x 42 GiB = 378 GiB > YARN's 376 GiB per r5.12xlarge"]
+    sls = got["serverless"]["spark_conf"]
+    worker = [sls[f"spark.executor.{k}"] for k in ("cores", "memory", "memoryOverhead")]
+    assert worker == ["4", "27g", "3g"]
 
 
 def test_sizing_of_the_config_says_what_it_cut(capsys):
@@ -86,7 +92,7 @@ def test_sizing_of_the_config_says_what_it_cut(capsys):
     got = json.loads(out)
     assert got["yarn"]["cuts"] == ["container 42 GiB -> 40 GiB (heap + overhead): 3 x 42 GiB = 126 GiB "
                                    "> YARN's 120 GiB per r5.4xlarge"]
-    assert got["spark-defaults"]["spark.executor.memory"] == "36g"
+    assert got["ec2"]["spark-defaults"]["spark.executor.memory"] == "36g"
 
 
 def test_help_lists_every_command(capsys):
@@ -346,3 +352,35 @@ def test_quarantine_expiry_of_a_local_quarantine_is_refused(env, capsys, tmp_pat
     path.write_text(yaml.safe_dump(conf))
     code, _, err = _run(capsys, "quarantine-expiry", "--conf", str(path))
     assert code == 2 and "is not on S3" in err
+
+
+def test_submit_to_a_running_cluster_lets_it_run_on_when_the_step_fails(env, capsys):
+    conf = yaml.safe_load(Path(env["conf"]).read_text())
+    conf["emr"]["step_action_on_failure"] = "TERMINATE_CLUSTER"  # even when set: launch's own cluster only
+    Path(env["conf"]).write_text(yaml.safe_dump(conf))
+    shared = env["emr"].run_job_flow(
+        Name="shared", ReleaseLabel="emr-7.5.0", ServiceRole="r", JobFlowRole="r",
+        Instances={"MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
+    )["JobFlowId"]
+    argv = ["submit", "--conf", env["conf"], "--version", "0123456789ab", "--cluster-id", shared,
+            "--date", "2026-11-19"]
+    _, out, _ = _run(capsys, *argv, "--dry-run")
+    planned = json.loads(out)["Steps"][0]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    (step,) = env["emr"].list_steps(ClusterId=shared)["Steps"]
+    assert step["ActionOnFailure"] == planned["ActionOnFailure"] == "CONTINUE"
+    _, out, _ = _run(capsys, "launch", "--conf", env["conf"], "--date", "2026-11-19", "--dry-run")
+    assert json.loads(out)["Steps"][0]["ActionOnFailure"] == "TERMINATE_CLUSTER"  # the cluster it starts
+
+
+def test_an_upload_dry_run_refuses_a_missing_deps_archive_as_the_upload_does(env, capsys):
+    # dist/ is a temporary folder here (see env): the archive is removed from it, not from the checkout
+    archive = deploy.DIST / deps.archive_name(deps.read_lock(ROOT))
+    archive.unlink()
+    dry = _run(capsys, "upload", "--conf", env["conf"], "--dry-run")
+    real = _run(capsys, "upload", "--conf", env["conf"])
+    assert dry == real
+    code, out, err = dry
+    assert (code, out) == (2, "")
+    assert err == f"deploy.py upload: {archive}: the dependency archive is not built; run `make deps` first\n"

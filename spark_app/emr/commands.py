@@ -1,8 +1,18 @@
-"""deploy.py's command line: the commands, their help and options (the logic is elsewhere in emr/)."""
+"""deploy.py's command line: commands and options; the checks of a job's arguments; the sizing report.
+
+The logic of packaging, launching and following lives elsewhere in emr/.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any, Dict, List, Mapping, Optional
+
+from spark_app.config import Config
+from spark_app.emr import launch, serverless
+from spark_app.emr.sizing import compute_sizing, serverless_workers, yarn_usage
+from spark_app.run_days import PIPELINES, add_day_options, check_pipeline, days_to_run
 
 TARGETED = ("launch", "status", "logs", "cancel")
 HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<hash>.tar.gz from the lock",
@@ -19,18 +29,17 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deploy.py", description=description)
     sub = parser.add_subparsers(dest="command", required=True)
     cmds = {name: sub.add_parser(name, help=text) for name, text in HELP.items()}
-    for p in cmds.values():
-        p.add_argument("--conf", default="conf/emr.yaml", help="job config with an emr: section")
+    for name, p in cmds.items():
+        if name != "deps":  # the archive comes from the lock alone
+            p.add_argument("--conf", default="conf/emr.yaml", help="job config with an emr: section")
         p.add_argument("--dry-run", action="store_true", help="print the requests as JSON, send nothing")
     cmds["package"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--cache-dir", help="pip's cache (default: pip's own)")
     for name in ("launch", "submit"):
         p = cmds[name]
-        p.add_argument("--pipeline", help="default: emr.schedule.pipeline")
-        p.add_argument("--date")
-        p.add_argument("--from", dest="date_from")
-        p.add_argument("--to", dest="date_to")
+        p.add_argument("--pipeline", help=f"one of: {', '.join(PIPELINES)} (default: emr.schedule.pipeline)")
+        add_day_options(p)  # checked as process_data.py checks them, before anything is sent
         p.add_argument("--version", help="release to run (default: the local build's version)")
     cmds["submit"].add_argument("--cluster-id", required=True)
     for name in TARGETED:
@@ -41,12 +50,72 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
         cmds[name].add_argument("--timeout", type=float, help="stop following after this many seconds")
     for name in ("status", "logs", "cancel", "terminate"):
         cmds[name].add_argument("--cluster-id", help="default: the last launch from this machine")
+    for name in ("status", "logs", "cancel"):
         cmds[name].add_argument("--step-id", help="default: the last launch's step")
         cmds[name].add_argument("--application-id", help="serverless; default: the last launch's")
         cmds[name].add_argument("--job-run-id", help="serverless; default: the last launch's")
     cmds["logs"].add_argument("--stdout", action="store_true", help="print the driver's stdout instead")
     cmds["terminate"].add_argument("--force", action="store_true", help="lift termination protection first")
     cmds["sizing"].add_argument("--instance-type", help="default: emr.core.instance_type")
-    cmds["sizing"].add_argument("--nodes", type=int, help="core nodes (default: emr.core.count)")
+    cmds["sizing"].add_argument("--nodes", type=_at_least_one, help="core nodes (default: emr.core.count)")
     cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, got {value}")
+    return value
+
+
+def job(args: argparse.Namespace, default_pipeline: str, conf_name: str) -> List[str]:
+    """process_data.py's arguments for launch/submit; ConfigError where the job itself would refuse them."""
+    pipeline = check_pipeline(args.pipeline or default_pipeline)
+    days_to_run(args.date, args.date_from, args.date_to)
+    days = _iso(args.date), _iso(args.date_from), _iso(args.date_to)
+    return launch.job_arguments(pipeline, conf_name, *days)
+
+
+def label(args: argparse.Namespace) -> str:
+    """The run's days as a name: the day, or FROM..TO."""
+    return _iso(args.date) or f"{args.date_from}..{args.date_to}"
+
+
+def _iso(day: Optional[object]) -> Optional[str]:
+    return str(day) if day else None
+
+
+def sizing_report(cfg: Optional[Config], instance_type: str, nodes: int,
+                  table: Mapping[str, Mapping[str, float]]) -> Dict[str, Any]:
+    """`deploy.py sizing`: what a launch on `nodes` x `instance_type` sends, made by the launch's own code
+    (the config's emr: section with its core group replaced), whether that fits YARN, then the rule's
+    arithmetic and what fitting it to YARN cut, for the reader."""
+    rule = compute_sizing(instance_type, nodes, table)
+    workers = serverless_workers(rule)
+    emr = cfg.emr if cfg is not None else None
+    if cfg is not None and emr is not None:
+        core = dataclasses.replace(emr.core, instance_type=instance_type, count=nodes)
+        cfg = dataclasses.replace(cfg, emr=dataclasses.replace(emr, core=core))
+        ec2 = launch.spark_defaults(cfg, table)
+        sls = serverless.spark_conf(cfg, table) if emr.serverless else workers.spark_conf()
+        capacity = serverless.create_application_request(cfg, table)["maximumCapacity"] if emr.serverless \
+            else workers.max_capacity()
+        source = f"{cfg.source_file} (emr.spark_conf on top)"
+    else:
+        ec2, sls, capacity = rule.spark_defaults(), workers.spark_conf(), workers.max_capacity()
+        source = "the sizing alone: no config with an emr: section (--conf) to add emr.spark_conf"
+    shown = {k: v for k, v in dataclasses.asdict(rule).items() if k not in ("yarn", "instance_type", "nodes")}
+    return {
+        "instance_type": instance_type,
+        "nodes": nodes,
+        "sent_with": source,
+        "ec2": {"spark-defaults": ec2, "fits": yarn_usage(ec2, nodes, rule.yarn.yarn_memory_mb).line()},
+        "serverless": {"spark_conf": sls, "maximumCapacity": capacity, "cuts": workers.cuts},
+        "rule": {"what": "the AWS post's rule before fitting to YARN (not sent as is)", **shown,
+                 "explanation": rule.explain()},
+        "yarn": dataclasses.asdict(rule.yarn),
+    }

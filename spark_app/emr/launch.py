@@ -29,6 +29,9 @@ STEP_CANCELLABLE = {"PENDING", "RUNNING"}
 CANCEL = "SEND_INTERRUPT"  # CancelSteps: interrupt a running step's process, not only a pending one
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_DONE = {"TERMINATED", "TERMINATED_WITH_ERRORS"}
+# A step added to a running cluster (submit) never stops it or cancels others' steps when it fails:
+# emr.step_action_on_failure is for the cluster a launch starts for its own step.
+SUBMITTED_STEP_ACTION = "CONTINUE"
 
 
 def emr_section(cfg: Config) -> EmrConfig:
@@ -135,9 +138,14 @@ def configurations(cfg: Config, instance_types: Mapping[str, Mapping[str, float]
 
 
 def spark_submit_step(
-    cfg: Config, version: str, job_args: List[str], conf_name: str, name: str, deps_name: Optional[str] = None
+    cfg: Config, version: str, job_args: List[str], conf_name: str, name: str,
+    deps_name: Optional[str] = None, action_on_failure: Optional[str] = None,
 ) -> Dict[str, Any]:
-    """A command-runner.jar step: process_data.py in cluster mode, the zip, the config, the deps archive."""
+    """A command-runner.jar step: process_data.py in cluster mode, the zip, the config, the deps archive.
+
+    `action_on_failure`: default emr.step_action_on_failure (the launch's own cluster); `submit_step`
+    passes SUBMITTED_STEP_ACTION.
+    """
     emr = emr_section(cfg)
     args = [
         "spark-submit",
@@ -157,9 +165,14 @@ def spark_submit_step(
     args += [artifact_uri(emr, version, ENTRY_POINT), *job_args]
     return {
         "Name": name,
-        "ActionOnFailure": emr.step_action_on_failure,
+        "ActionOnFailure": action_on_failure or emr.step_action_on_failure,
         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
     }
+
+
+def submit_step(cfg: Config, version: str, job_args: List[str], conf_name: str, name: str) -> Dict[str, Any]:
+    """The step `submit` adds to a running, possibly shared, cluster: on failure the cluster goes on."""
+    return spark_submit_step(cfg, version, job_args, conf_name, name, action_on_failure=SUBMITTED_STEP_ACTION)
 
 
 def bootstrap_actions(emr: EmrConfig, version: str) -> List[Dict[str, Any]]:

@@ -21,9 +21,9 @@ so it fits wherever an executor does. EMR Serverless has no nodes but a fixed me
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from spark_app.errors import ConfigError
 
@@ -32,6 +32,8 @@ DAEMON_CORES = 1
 DAEMON_MEMORY_GB = 1
 MIN_CONTAINER_GB = 2
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "conf" / "instance_types.yaml"
+SPEC_KEYS = ("vcpu", "memory_gib", "yarn_memory_mb")  # what sizing needs of an instance type
+SPEC_HELP = "vCPUs, RAM in GiB, and EMR's yarn.nodemanager.resource.memory-mb for the type"
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,6 @@ class Sizing:
             "spark.default.parallelism": str(fit.parallelism),
             "spark.sql.shuffle.partitions": str(fit.parallelism),
         }
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "explanation": self.explain()}
 
     def explain(self) -> List[str]:
         """The rule's arithmetic, step by step, as the text works its example."""
@@ -171,9 +170,14 @@ def compute_sizing(
     spec = table.get(instance_type)
     if spec is None:
         raise ConfigError(
-            f"instance type {instance_type!r} is not in the instance table; add it under "
-            f"emr.instance_types as {{vcpu: N, memory_gib: M}} (known: {', '.join(sorted(table)) or 'none'})"
+            f"instance type {instance_type!r} is not in the instance table; add it under emr.instance_types "
+            f"as {{{', '.join(f'{k}: ...' for k in SPEC_KEYS)}}} ({SPEC_HELP}) "
+            f"(known: {', '.join(sorted(table)) or 'none'})"
         )
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        raise ConfigError(f"instance type {instance_type!r} has no {' and no '.join(missing)}; add "
+                          f"{', '.join(missing)} under emr.instance_types.{instance_type} ({SPEC_HELP})")
     if nodes < 1:
         raise ConfigError(f"sizing needs at least one core node, got {nodes}")
     vcpu, memory = int(spec["vcpu"]), int(spec["memory_gib"])
@@ -204,9 +208,6 @@ def compute_sizing(
         driver_memory_gb=heap,
         driver_cores=cores,
     )
-    if "yarn_memory_mb" not in spec:
-        raise ConfigError(f"instance type {instance_type!r} has no yarn_memory_mb (EMR's "
-                          f"yarn.nodemanager.resource.memory-mb for it); add it under emr.instance_types")
     return dataclasses.replace(rule, yarn=fit_yarn(rule, int(spec["yarn_memory_mb"])))
 
 
@@ -226,18 +227,44 @@ def to_mb(value: str) -> int:
         raise ConfigError(f"not a Spark memory size: {value!r}") from None
 
 
-def check_fit(props: Mapping[str, str], nodes: int, yarn_memory_mb: int) -> None:
-    """Refuse spark-defaults whose executors (and the driver's slot) do not fit YARN on `nodes` nodes."""
+@dataclass(frozen=True)
+class YarnUsage:
+    """The busiest node under some spark-defaults: its containers (the driver's among them), YARN's memory."""
+
+    containers: int
+    container_mb: int
+    driver_mb: int
+    used_mb: int
+    yarn_memory_mb: int
+
+    @property
+    def fits(self) -> bool:
+        return self.used_mb <= self.yarn_memory_mb
+
+    def line(self) -> str:
+        return (f"{'fits' if self.fits else 'does not fit'} YARN: the busiest node holds {self.containers} "
+                f"containers of {self.container_mb} MB (the driver's {self.driver_mb} MB among them), "
+                f"{self.used_mb} MB of the {self.yarn_memory_mb} MB YARN offers")
+
+
+def yarn_usage(props: Mapping[str, str], nodes: int, yarn_memory_mb: int) -> YarnUsage:
+    """What spark-defaults `props` (executors, and the driver in one slot) take on the busiest of `nodes`."""
     container = to_mb(props["spark.executor.memory"]) + to_mb(props["spark.executor.memoryOverhead"])
     driver = to_mb(props["spark.driver.memory"]) + to_mb(props["spark.driver.memoryOverhead"])
     slots = int(props["spark.executor.instances"]) + 1
     per_node = -(-slots // nodes)
-    worst = (per_node - 1) * container + max(container, driver)
-    if worst > yarn_memory_mb:
+    return YarnUsage(per_node, container, driver, (per_node - 1) * container + max(container, driver),
+                     yarn_memory_mb)
+
+
+def check_fit(props: Mapping[str, str], nodes: int, yarn_memory_mb: int) -> None:
+    """Refuse spark-defaults whose executors (and the driver's slot) do not fit YARN on `nodes` nodes."""
+    use = yarn_usage(props, nodes, yarn_memory_mb)
+    if not use.fits:
         raise ConfigError(
-            f"executors do not fit YARN: {per_node} containers of {container} MB on one node (the driver "
-            f"{driver} MB among them) need {worst} MB, the node offers {yarn_memory_mb} MB; lower "
-            f"spark.executor.memory / memoryOverhead / instances in emr.spark_conf"
+            f"executors do not fit YARN: {use.containers} containers of {use.container_mb} MB on one node "
+            f"(the driver {use.driver_mb} MB among them) need {use.used_mb} MB, the node offers "
+            f"{yarn_memory_mb} MB; lower spark.executor.memory / memoryOverhead / instances in emr.spark_conf"
         )
 
 

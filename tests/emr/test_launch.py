@@ -20,6 +20,7 @@ from spark_app.emr.launch import (
     run_job_flow_request,
     spark_submit_step,
     submit,
+    submit_step,
     terminate,
 )
 from spark_app.emr.sizing import load_instance_types
@@ -229,6 +230,18 @@ def test_submit_adds_the_same_step_to_a_running_cluster(moto_server):
     described = client.describe_step(ClusterId=cluster_id, StepId=step_id)["Step"]
     assert described["Config"]["Args"][-4:] == ["--date", "2026-11-18", "--conf", "emr.yaml"]
     assert described["Config"]["Jar"] == "command-runner.jar"
+
+
+@pytest.mark.parametrize("configured", ["TERMINATE_CLUSTER", "CANCEL_AND_WAIT", "CONTINUE"])
+def test_a_step_submitted_to_a_running_cluster_never_stops_it_or_others_steps(moto_server, configured):
+    cfg = _cfg(endpoint_url=moto_server.endpoint_url, step_action_on_failure=configured)
+    client = emr_client(cfg.emr)
+    cluster_id = _running_cluster(client)  # perhaps shared: not started by this job
+    step = submit_step(cfg, VERSION, job_arguments("p", "emr.yaml", date="2026-11-18"), "emr.yaml", "n")
+    submit(client, cluster_id, step)
+    (held,) = client.list_steps(ClusterId=cluster_id)["Steps"]
+    assert held["ActionOnFailure"] == "CONTINUE"
+    assert _request(cfg)["Steps"][0]["ActionOnFailure"] == configured  # the launch's own cluster
 
 
 def test_spark_conf_that_would_not_fit_yarn_is_refused_before_anything_is_sent():

@@ -11,6 +11,7 @@ from spark_app.emr.sizing import (
     load_instance_types,
     serverless_workers,
     to_mb,
+    yarn_usage,
 )
 from spark_app.errors import ConfigError
 
@@ -152,3 +153,20 @@ def test_unknown_type_and_too_few_nodes_are_config_errors():
         compute_sizing("r9.huge", 2)
     with pytest.raises(ConfigError, match="no executor"):
         compute_sizing("m5.xlarge", 1)
+
+
+def test_an_instance_type_without_everything_sizing_needs_is_refused_naming_all_of_it():
+    with pytest.raises(ConfigError, match=r"as \{vcpu: \.\.\., memory_gib: \.\.\., yarn_memory_mb: \.\.\.\}"):
+        compute_sizing("r9.huge", 2)
+    with pytest.raises(ConfigError, match="'r6g.4xlarge' has no vcpu and no yarn_memory_mb; add vcpu, "
+                                          "yarn_memory_mb under emr.instance_types.r6g.4xlarge"):
+        compute_sizing("r6g.4xlarge", 2, {"r6g.4xlarge": {"memory_gib": 128}})
+    with pytest.raises(ConfigError, match="at least one core node, got 0"):
+        compute_sizing("r5.4xlarge", 0)
+
+
+def test_the_fit_of_what_is_sent_is_measured_on_the_busiest_node():
+    props = compute_sizing("r5.4xlarge", 2).spark_defaults()  # 5 executors + the driver, 40 GiB each
+    use = yarn_usage(props, 2, 122880)
+    assert (use.containers, use.container_mb, use.used_mb, use.fits) == (3, 40960, 122880, True)
+    assert not yarn_usage({**props, "spark.driver.memory": "37g"}, 2, 122880).fits  # the driver's slot
