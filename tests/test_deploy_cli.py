@@ -7,6 +7,7 @@ deploy.py refuses it first, with process_data.py's own message, before any build
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -140,3 +141,12 @@ def test_each_command_offers_only_its_own_options():
     launch = cli("deploy.py", "launch", "--help").stdout
     assert "catalog_match_rate" in launch  # --pipeline names the pipelines
 
+
+def test_the_docs_zip_figure_is_what_deploy_py_package_builds():
+    doc = (ROOT / "docs" / "emr.md").read_text()
+    kb, entries = (int(n) for n in re.search(r"zip (\d+) kB, (\d+) entries", doc).groups())
+    res = cli("deploy.py", "package", "--dry-run")
+    built = json.loads(res.stdout)
+    size = built["files"]["spark_app.zip"]["size"]
+    assert entries == len(built["zip_entries"])
+    assert abs(kb * 1000 - size) <= 0.05 * size, f"docs/emr.md says {kb} kB; the zip is {size} bytes"
