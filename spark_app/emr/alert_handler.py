@@ -48,7 +48,7 @@ class Settings:
 
     topic_arn: str
     pipeline: str
-    name_prefix: str  # clusters, steps and job runs of this job are named "<emr.prefix> <day>"
+    name_prefix: str  # emr.prefix: clusters, steps and job runs of this job are named "<emr.prefix> <day>"
     log_uri: str
     markers_uri: str
     conf: str = "conf/emr.yaml"
@@ -114,7 +114,7 @@ def redact(text: str) -> str:
 
 def day_label(name: str, prefix: str) -> str:
     """The day this project writes after the prefix in its run names ("<emr.prefix> 2026-11-19")."""
-    return name[len(prefix):].strip() if name and name.startswith(prefix) else ""
+    return name[len(prefix) + 1:].strip() if name and name.startswith(f"{prefix} ") else ""
 
 
 def rerun_command(conf: str, label: str, serverless: bool) -> str:
@@ -344,7 +344,7 @@ def _serverless_runs(s: Settings, sls: Any, now: datetime) -> List[Tuple[str, st
                 continue
             pages = sls.get_paginator("list_job_runs").paginate(applicationId=app["id"],
                                                                 createdAtAfter=now - timedelta(days=3))
-            for r in (r for p in pages for r in p["jobRuns"] if r.get("name", "").startswith(s.name_prefix)):
+            for r in (r for p in pages for r in p["jobRuns"] if day_label(r.get("name", ""), s.name_prefix)):
                 text = f"job run {r['id']} \"{r['name']}\" {r['state']}: {r.get('stateDetails') or '-'}"
                 runs.append((text, day_label(r["name"], s.name_prefix), r.get("createdAt")))
     return runs
@@ -353,7 +353,7 @@ def _serverless_runs(s: Settings, sls: Any, now: datetime) -> List[Tuple[str, st
 def _clusters(s: Settings, emr: Any, now: datetime) -> List[Tuple[str, str, Any]]:
     runs = []
     for page in emr.get_paginator("list_clusters").paginate(CreatedAfter=now - timedelta(days=3)):
-        for c in (c for c in page["Clusters"] if c["Name"].startswith(s.name_prefix)):
+        for c in (c for c in page["Clusters"] if day_label(c["Name"], s.name_prefix)):
             status = c["Status"]
             why = (status.get("StateChangeReason") or {}).get("Message") or "-"
             text = f"cluster {c['Id']} \"{c['Name']}\" {status['State']}: {why}"

@@ -88,7 +88,7 @@ def handler_settings(cfg: Config, conf: str, topic: str) -> alert_handler.Settin
 
         sls_logs = serverless_log_uri(cfg)
     return alert_handler.Settings(
-        topic_arn=topic, pipeline=emr.schedule.pipeline, name_prefix=run_name_prefix(emr),
+        topic_arn=topic, pipeline=emr.schedule.pipeline, name_prefix=emr.prefix,
         log_uri=log_uri(emr),
         markers_uri=markers_uri(cfg) or "", conf=conf, deadline=a.deadline, target=emr.schedule.target,
         log_wait_seconds=float(a.log_wait_seconds), serverless_log_uri=sls_logs,

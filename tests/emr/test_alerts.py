@@ -60,7 +60,7 @@ def test_dry_run_prints_the_topic_the_rules_of_the_three_detail_types_and_the_la
     fn = plan["function"]
     assert (fn["FunctionName"], fn["Handler"], fn["Runtime"], fn["Timeout"]) == (
         "catalog-match-rate-alerts", HANDLER, "python3.12", 660)
-    assert fn["Environment"]["Variables"]["RUN_NAME_PREFIX"] == "catalog-match-rate "
+    assert fn["Environment"]["Variables"]["RUN_NAME_PREFIX"] == "catalog-match-rate"
     assert len(plan["put_targets"]) == len(plan["add_permission"]) == len(plan["put_rule"]) == 4
 
 

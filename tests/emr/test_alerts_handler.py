@@ -225,6 +225,21 @@ def test_the_deadline_alerts_when_the_marker_is_missing_with_the_last_published_
     assert "python deploy.py launch --conf conf/emr.yaml --date 2026-11-19" in body
 
 
+def test_the_deadline_on_serverless_names_the_days_job_run(fn):
+    fn.settings = replace(fn.settings, target="serverless",
+                          markers_uri=f"s3://{BUCKET}/serverless-{uuid.uuid4().hex[:6]}/published")
+    sls = fn.client("emr-serverless")
+    app = sls.create_application(name=fn.settings.serverless_application, releaseLabel="emr-7.5.0",
+                                 type="SPARK")["applicationId"]
+    run = sls.start_job_run(applicationId=app, executionRoleArn=fn.cfg.emr.serverless.execution_role_arn,
+                            name=f"catalog-match-rate {DAY}",
+                            jobDriver={"sparkSubmit": {"entryPoint": "s3://x/process_data.py"}})["jobRunId"]
+    assert fn({"check": "deadline", "date": DAY})["published"] is True
+    _, body = fn.mail()
+    assert f'Last run:            job run {run} "catalog-match-rate {DAY}" SUCCESS: -' in body
+    assert f"python deploy.py launch --conf conf/emr.yaml --date {DAY} --target serverless" in body
+
+
 def test_the_deadline_without_any_marker_says_none_was_found(fn):
     fn.settings = replace(fn.settings, markers_uri=f"s3://{BUCKET}/empty-{uuid.uuid4().hex[:6]}/published")
     assert fn({"check": "deadline", "date": "2026-11-01"})["published"] is True
