@@ -187,8 +187,7 @@ def wait_for(ready: Callable[[], bool], budget_seconds: float, sleep: Callable[[
         sleep(min(poll_seconds, left))
 
 
-def _exists(s3: Any, uri_or_bucket: str, key: str = "") -> bool:
-    bucket, key = split_s3_uri(uri_or_bucket) if not key else (uri_or_bucket, key)
+def _exists(s3: Any, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
