@@ -13,6 +13,7 @@
     deploy.py sizing --instance-type r5.12xlarge --nodes 19
     deploy.py schedule --conf conf/emr.yaml             # emr.schedule.target: ec2 or serverless
     deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
+    deploy.py alerts --conf conf/emr.yaml               # failure alerts and the deadline watch
 
 ids: --cluster-id/--step-id (ec2) or --application-id/--job-run-id (serverless); default: the
 last launch from this machine.
@@ -364,6 +365,15 @@ COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "lau
             "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
             "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule,
             "quarantine-expiry": cmd_quarantine_expiry}
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from spark_app.emr import alerts
+
+    return alerts.cli(_config(args), args.conf, args.dry_run, _table, _dump)
+
+
+COMMANDS["alerts"] = cmd_alerts
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

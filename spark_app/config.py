@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+from spark_app.alerts_config import AlertsConfig, check_alerts
 from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
@@ -281,6 +282,7 @@ class Config:
     local_services: Optional[LocalServicesConfig] = None
     emr: Optional[EmrConfig] = None
     report: ReportConfig = field(default_factory=ReportConfig)
+    alerts: Optional[AlertsConfig] = None  # failure alerts, deadline watch (spark_app.alerts_config)
     source_file: str = field(default="<memory>", compare=False)
 
 
@@ -349,6 +351,7 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
     if cfg.events and cfg.events.bucket_mb < 1:
         raise ConfigError(f"{source}: events.bucket_mb: must be at least 1")
     _check_report(cfg, source)
+    check_alerts(cfg, source)
     from spark_app.quality.checks import validate_checks
 
     validate_checks(cfg.quality, source)

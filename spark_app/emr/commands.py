@@ -22,6 +22,7 @@ HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<has
         "cancel": "cancel a pending or running step / job run", "terminate": "terminate a cluster",
         "sizing": "executor sizing and whether it fits YARN", "schedule": "daily launch by EventBridge",
         "quarantine-expiry": "S3 lifecycle rule expiring the quarantine prefix"}
+HELP["alerts"] = "failure alerts and the deadline watch: SNS topic, EventBridge rules, alert Lambda"
 
 
 def parser(description: str, dist: str) -> argparse.ArgumentParser:
