@@ -111,6 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _prune(args, cfg)
         pipeline = _load_pipeline(args.pipeline)
         days = days_to_run(args)
+        from spark_app.events.root import check_events_root
+
+        check_events_root(cfg)  # a wrong events.path: exit 2 before Spark starts, nothing recorded
     except PipelineError as exc:
         log.error("%s", exc)
         return exc.exit_code
