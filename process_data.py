@@ -253,8 +253,13 @@ def _report(args: argparse.Namespace, cfg: Config) -> int:
     check_window(days)
     report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,
                          cfg.report)
+    out = Path(args.out) if args.out else default_out(args.pipeline, args.date)
+    if not args.out and cfg.local_services is not None:  # the embedded stack keeps its files under .local/
+        from spark_app.config import resolve_path
+
+        out = Path(resolve_path(cfg.local_services.postgres.data_dir)).parent / out
     try:
-        out = write_html(report, Path(args.out) if args.out else default_out(args.pipeline, args.date))
+        out = write_html(report, out)
         csvs = write_csvs(report, Path(args.csv_dir)) if args.csv_dir else None
     except OSError as exc:
         raise PipelineError(f"cannot write the report: {exc}") from None
