@@ -111,7 +111,7 @@ def where_things_are(stack: Stack) -> str:
     ev = stack.cfg.events
     root = ev.path if stack.events_in_s3 else str(stack.events_root)
     quarantine = ev.quarantine_path if ev and ev.quarantine_path else f"{root}/_quarantine"
-    sample = [f"sample day    {stack.events_root}   (uploaded to moto's S3)"] if stack.events_in_s3 else []
+    sample = [f"sample days   {stack.events_root}   (uploaded to moto's S3)"] if stack.events_in_s3 else []
     return "\n".join(
         [
             "",
