@@ -94,7 +94,7 @@ db-upgrade: $(STAMP)
 	$(PY) process_data.py db-upgrade --conf $(CONF)
 
 services: $(STAMP)
-	$(PY) -m spark_app.local.cli up --conf $(CONF)
+	$(PY) -m spark_app.local.cli up --conf $(CONF) --date $(DATE)
 
 stop: $(STAMP)
 	$(PY) -m spark_app.local.cli down --conf $(CONF)

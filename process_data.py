@@ -97,6 +97,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _prune(args, cfg)
         pipeline = _load_pipeline(args.pipeline)
         days = days_to_run(args)
+        from spark_app.events.root import check_events_root
+
+        check_events_root(cfg)  # a wrong events.path: exit 2 before Spark starts, nothing recorded
     except PipelineError as exc:
         log.error("%s", exc)
         return exc.exit_code
@@ -234,8 +237,13 @@ def _report(args: argparse.Namespace, cfg: Config) -> int:
     check_window(days)
     report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,
                          cfg.report)
+    out = Path(args.out) if args.out else default_out(args.pipeline, args.date)
+    if not args.out and cfg.local_services is not None:  # the embedded stack keeps its files under .local/
+        from spark_app.config import resolve_path
+
+        out = Path(resolve_path(cfg.local_services.postgres.data_dir)).parent / out
     try:
-        out = write_html(report, Path(args.out) if args.out else default_out(args.pipeline, args.date))
+        out = write_html(report, out)
         csvs = write_csvs(report, Path(args.csv_dir)) if args.csv_dir else None
     except OSError as exc:
         raise PipelineError(f"cannot write the report: {exc}") from None

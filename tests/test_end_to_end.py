@@ -417,14 +417,16 @@ def test_a_day_missing_from_s3_is_not_ready(s3_job, pg_url):
     )[0] == (0,)
 
 
-def test_a_bucket_that_does_not_exist_is_a_source_error(s3_job, tmp_path):
+def test_a_bucket_that_does_not_exist_is_a_config_error(s3_job, tmp_path):
     _, conf, _, _ = s3_job
     events = {**conf["events"], "path": "s3://no-such-bucket-e2e/events"}
 
     result = run_job(write_conf(tmp_path / "nobucket.yaml", {**conf, "events": events}))
 
-    assert result.returncode == 7, result.stderr[-3000:]
-    assert "bucket no-such-bucket-e2e does not exist; check events.path" in result.stderr
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "events.path: s3://no-such-bucket-e2e/events: bucket no-such-bucket-e2e does not exist" in (
+        result.stderr
+    )
 
 
 def test_a_rerun_on_partial_input_is_stopped_by_the_shrink_guard_unless_allowed(job, pg_url):

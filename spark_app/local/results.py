@@ -13,7 +13,7 @@ from spark_app.config import resolve_path
 from spark_app.local.sample_data import describe_day, read_spec
 
 if TYPE_CHECKING:
-    from spark_app.local.cli import Stack
+    from spark_app.local.stack import Stack
 
 PIPELINE = "catalog_match_rate"
 
@@ -41,6 +41,7 @@ def print_report(stack: Stack, day: date, say=print) -> None:
     if rates:
         say(format_rates(rates, expected_rates(stack, day)))
     say(where_things_are(stack))
+    say(look_around(stack))
 
 
 def fetch_result(stack: Stack, day: date):
@@ -110,9 +111,7 @@ def where_things_are(stack: Stack) -> str:
     ev = stack.cfg.events
     root = ev.path if stack.events_in_s3 else str(stack.events_root)
     quarantine = ev.quarantine_path if ev and ev.quarantine_path else f"{root}/_quarantine"
-    sample = [f"sample day    {stack.events_root}   (uploaded to moto's S3)"] if stack.events_in_s3 else []
-    pg = stack.pg
-    psql = Path(_pg_bin_dir() or "") / "psql" if _pg_bin_dir() else "psql"
+    sample = [f"sample days   {stack.events_root}   (uploaded to moto's S3)"] if stack.events_in_s3 else []
     return "\n".join(
         [
             "",
@@ -120,14 +119,28 @@ def where_things_are(stack: Stack) -> str:
             f"events        {root}",
             *sample,
             f"quarantine    {resolve_path(quarantine)}",
-            f"PostgreSQL    {stack.cfg.postgres.url}   (data and server.log in {pg.data_dir})",
+            f"PostgreSQL    {stack.cfg.postgres.url}   (data and server.log in {stack.pg.data_dir})",
             f"DynamoDB      {stack.cfg.dynamodb.endpoint_url} table {stack.cfg.dynamodb.table} (in memory)",
             *_s3_line(stack),
-            "to look around: make services   (keeps PostgreSQL and moto up), then",
-            f"               {psql} {stack.cfg.postgres.url}",
+        ]
+    )
+
+
+def look_around(stack: Stack) -> str:
+    """After `run`: how to keep the services up and open psql."""
+    return "\n".join(
+        [
+            "to look around: make services   (keeps PostgreSQL and moto up, with the sample days), then",
+            f"               {psql_command(stack)}",
             "               make stop        (stops them)",
         ]
     )
+
+
+def psql_command(stack: Stack) -> str:
+    """psql (the pgserver wheel's) on the stack's database."""
+    psql = Path(_pg_bin_dir()) / "psql" if _pg_bin_dir() else "psql"
+    return f"{psql} {stack.cfg.postgres.url}"
 
 
 def _s3_line(stack: Stack) -> List[str]:
