@@ -83,9 +83,10 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     from spark_app.events.read import read_day_events
 
     assert cfg.events is not None
-    check_day_available(cfg.events, day, s3=cfg.s3)  # raises DataNotReady; logs what dt=D+1 lacks
-    # one pass over the files: counts, dedup and views per key together; logs corrupt files, quarantine
-    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3)
+    available = check_day_available(cfg.events, day, s3=cfg.s3)  # DataNotReady; logs what dt=D+1 lacks
+    # one pass over the files listed above: counts, dedup and views per key together; logs corrupt
+    # files, quarantine
+    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3, listed=available.folders)
     per_key = day_events.result  # views per key, read from the pass's cache (day_events.cached)
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),
