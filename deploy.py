@@ -344,8 +344,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
-    import boto3
-
     from spark_app.emr import lifecycle
 
     cfg = _config(args)
@@ -356,8 +354,7 @@ def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
     if args.dry_run:
         _dump({"bucket": bucket, "rule": rule})
         return 0
-    s3 = boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)
-    _dump({"bucket": bucket, "rules": lifecycle.set_quarantine_expiry(s3, bucket, rule)})
+    _dump({"bucket": bucket, "rules": lifecycle.set_quarantine_expiry(emr_api.s3_client(emr), bucket, rule)})
     return 0
 
 

@@ -14,7 +14,8 @@ from typing import List
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
 from bench.quality import _tables
 from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
-from spark_app.quality.gate import deequ_available, verify
+from spark_app.quality.deequ_jar import loaded_build
+from spark_app.quality.gate import verify
 
 TABLE = "product_views"
 
@@ -29,7 +30,7 @@ def run(ctx: BenchContext) -> List[BenchRow]:
 
     spark = ctx.spark or build_session(SparkConfig(master="local[2]", app_name="bench-deequ"))
     try:
-        if not deequ_available(spark):
+        if loaded_build(spark) is None:
             raise RuntimeError("the Deequ jar is not on the class path: run `make jars`")
         n = ctx.scaled(1_000_000)
         _progress(f"generating {n:,} {TABLE} rows")

@@ -83,9 +83,10 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     from spark_app.events.read import read_day_events
 
     assert cfg.events is not None
-    check_day_available(cfg.events, day, s3=cfg.s3)  # raises DataNotReady; logs what dt=D+1 lacks
-    # one pass over the files: counts, dedup and views per key together; logs corrupt files, quarantine
-    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3)
+    available = check_day_available(cfg.events, day, s3=cfg.s3)  # DataNotReady; logs what dt=D+1 lacks
+    # one pass over the files listed above: counts, dedup and views per key together; logs corrupt
+    # files, quarantine
+    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3, listed=available.folders)
     per_key = day_events.result  # views per key, read from the pass's cache (day_events.cached)
     totals = per_key.agg(
         F.count(F.lit(1)).alias("keys"),
@@ -101,19 +102,40 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
-    """Counts of the event path that add up: every line read is accounted for exactly once."""
+    """Counts of the event path that add up: every line read is accounted for exactly once.
+
+    Each count comes from its own place: the lines, their outcomes and the events the dedup
+    buckets kept (`distinct_events`) from the read's reports, the views and other events from
+    the per-key sums. So the distinct events must equal views plus other events, duplicates are
+    the in-day events less the distinct ones, no count may be negative, and the lines read must
+    equal rejected + outside_day + duplicate_events + other_event_types + product_view_events.
+    Anything else raises PipelineError: the day is not published.
+    """
     in_day = int(source_counts["in_day"])
-    distinct_events = int(totals["view_events"] or 0) + int(totals["other_events"] or 0)
+    distinct_events = int(source_counts["distinct_events"])
+    views, others = int(totals["view_events"] or 0), int(totals["other_events"] or 0)
     counts = {
         "lines_read": int(source_counts["lines_read"]),
         "rejected": int(source_counts["rejected"]),
         "outside_day": int(source_counts["outside_day"]),
         "duplicate_events": in_day - distinct_events,
-        "other_event_types": int(totals["other_events"] or 0),
-        "product_view_events": int(totals["view_events"] or 0),
+        "other_event_types": others,
+        "product_view_events": views,
         "viewed_products": int(totals["viewed_products"] or 0),
     }
     counts.update({k: int(v) for k, v in source_counts.items() if k.startswith("rejected_") and v})
+    refuse = "refusing to publish a day that may have lost rows"
+    if distinct_events != views + others:
+        raise PipelineError(
+            f"event counts do not add up: the dedup buckets kept {distinct_events:,} distinct events but "
+            f"the views per key hold {views:,} product views and {others:,} other events; {refuse}"
+        )
+    negative = sorted(k for k, v in counts.items() if v < 0)
+    if negative:
+        raise PipelineError(
+            f"event counts do not add up: {', '.join(negative)} negative ({counts}; {in_day:,} in-day "
+            f"events, {distinct_events:,} distinct); {refuse}"
+        )
     accounted = (
         counts["rejected"]
         + counts["outside_day"]
@@ -124,7 +146,7 @@ def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
     if accounted != counts["lines_read"]:
         raise PipelineError(
             f"event counts do not add up: {counts['lines_read']:,} lines read but {accounted:,} "
-            f"accounted for ({counts}); refusing to publish a day that may have lost rows"
+            f"accounted for ({counts}); {refuse}"
         )
     return counts
 

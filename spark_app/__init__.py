@@ -1,9 +1,9 @@
 """The catalog-match-rate library: one subpackage per part of the daily job.
 
-    config, errors, session, progress, names, s3_uri, run_days   shared, at the root
+    config, errors, session, ...   the shared modules, at the root
     events/    the event-log source (S3 or local)        presto/    the Presto source
     dynamo/    catalog enrichment                        postgres/  load, publish, schema
-    quality/   the data-quality gate
+    quality/   the data-quality gate                     report/    the catalog health report
     emr/       deploy side, never shipped                local/     laptop only, never shipped
 
 The public API of the job's parts is re-exported here and imported on first use, so that

@@ -326,12 +326,7 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: events: required when source is 'events'")
     if cfg.source == "presto" and cfg.presto is None:
         raise ConfigError(f"{source}: presto: required when source is 'presto'")
-    if _url_has_password(cfg.postgres.url):
-        raise ConfigError(
-            f"{source}: postgres.url: must not carry a password; set the environment variable "
-            f"{cfg.postgres.password_env} or postgres.password_secret"
-        )
-    check_postgres_url(cfg.postgres.url, source)
+    check_postgres_url(cfg.postgres.url, source)  # a password in it first of all
     if cfg.postgres.copy_batch_rows < 1:
         raise ConfigError(f"{source}: postgres.copy_batch_rows: must be at least 1 (rows per COPY batch)")
     for key in ("lock_timeout_seconds", "publish_attempts"):
@@ -373,11 +368,6 @@ def _check_report(cfg: Config, source: str) -> None:
     for key in ("top_advertisers", "top_products"):
         if getattr(r, key) < 1:
             raise ConfigError(f"{source}: report.{key}: must be at least 1")
-
-
-def _url_has_password(url: str) -> bool:
-    m = re.match(r"^[^:]+://([^@/?#]*)@", url)
-    return bool(m and ":" in m.group(1) and m.group(1).split(":", 1)[1] != "")
 
 
 def resolve_path(path: str, base: str | os.PathLike[str] | None = None) -> str:

@@ -37,9 +37,22 @@ def refuse_secrets(data: Any, source: str) -> None:
         check_postgres_url(postgres["url"], source)
 
 
+def url_has_password(url: str) -> bool:
+    """True when the URL's user part carries a password (`scheme://user:secret@...`), read as
+    SQLAlchemy and libpq read it: the user name ends at the first ':' and the password at the next '@'.
+    The one check of a password in a URL (the config, `check_postgres_url`, `ConnectionSpec`)."""
+    m = re.match(r"^[\w+]+://[^:/]*:([^@]*)@", url)
+    return bool(m and m.group(1))
+
+
 def check_postgres_url(url: str, source: str, key: str = "postgres.url") -> None:
     """ConfigError naming `key` unless `url` is postgresql://user@host:port/database?options."""
     where = f"{source}: {key}"
+    if url_has_password(url):
+        raise ConfigError(
+            f"{where}: must not carry a password; the password comes from the environment variable "
+            "named by postgres.password_env (PGPASSWORD by default) or postgres.password_secret"
+        )
     m = re.match(_SCHEME, url)
     if not m:
         raise ConfigError(f"{where}: expected postgresql://user@host:port/database")

@@ -1,4 +1,4 @@
-"""S3 URIs: the one place that tells an S3 location from a local path and splits it."""
+"""S3 URIs: the one place that tells an S3 location from a local path, splits it, and strips `file:`."""
 
 from __future__ import annotations
 
@@ -17,3 +17,12 @@ def split_s3_uri(uri: str) -> Tuple[str, str]:
         raise ValueError(f"not an s3:// URI: {uri}")
     bucket, _, key = uri.split("://", 1)[1].partition("/")
     return bucket, key
+
+
+def local_path(path: str) -> str:
+    """The filesystem path of a local location: `file:/a/b` (Hadoop's form) and `file:///a/b` give
+    `/a/b`, `file:a` gives `a`, a plain path is returned as it is."""
+    if not path.startswith("file:"):
+        return path
+    rest = path[len("file:") :]
+    return "/" + rest.lstrip("/") if rest.startswith("/") else rest

@@ -14,8 +14,6 @@ from typing import Any, Dict, List, Literal, Tuple
 
 from spark_app.errors import ConfigError
 
-_SCALARS = (str, int, float, bool)
-
 
 def build_typed(tp: Any, value: Any, key: str, source: str) -> Any:
     """Coerce `value` into the annotated type `tp`, raising ConfigError at `key`."""

@@ -252,6 +252,7 @@ def emr_client(emr: EmrConfig) -> Any:
 
 
 def s3_client(emr: EmrConfig) -> Any:
+    """The deploy side's S3 client (uploads, logs, manifests, lifecycle rules): emr's region and endpoint."""
     import boto3
 
     return boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)
@@ -324,17 +325,35 @@ def wait(
     echo: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Status:
-    """Poll until the step (or, without one, the cluster) is done, echoing each state change.
+    """Poll until the step (or, without one, the cluster) is done, echoing each state change."""
+    return poll(
+        lambda: status(client, cluster_id, step_id),
+        lambda now: (now.cluster_state, now.step_state),
+        poll_seconds, max_poll_seconds, timeout_seconds, echo, sleep,
+    )
 
-    The interval grows by half each poll up to `max_poll_seconds`: a step runs for minutes to
-    hours, so fast polling only burns the EMR API's request quota.
+
+def poll(
+    read: Callable[[], Any],
+    phase: Callable[[Any], Any],
+    poll_seconds: float,
+    max_poll_seconds: float,
+    timeout_seconds: Optional[float],
+    echo: Callable[[str], None],
+    sleep: Callable[[float], None],
+) -> Any:
+    """Call `read` until its status is `done` (or the timeout passed), echoing its `line()` each time
+    its `phase` changes; returns the last status (EMR steps and EMR Serverless job runs alike).
+
+    The interval grows by half each poll up to `max_poll_seconds`: a run lasts minutes to hours,
+    so fast polling only burns the API's request quota.
     """
     last, delay, waited = None, poll_seconds, 0.0
     while True:
-        now = status(client, cluster_id, step_id)
-        if (now.cluster_state, now.step_state) != last:
+        now = read()
+        if phase(now) != last:
             echo(now.line())
-            last = (now.cluster_state, now.step_state)
+            last = phase(now)
         if now.done or (timeout_seconds is not None and waited >= timeout_seconds):
             return now
         sleep(delay)

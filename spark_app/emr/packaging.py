@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from spark_app.config import read_config_mapping
 from spark_app.config_secrets import refuse_secrets
@@ -96,14 +96,19 @@ def build_zip(root: str | Path, shipped: Mapping[str, Tuple[str, ...]] = SHIPPED
                 raise ConfigError(f"{folder}: not a Python package (no __init__.py); cannot package it")
         files += [p for p in base.iterdir() if _shipped(p, root)]
         files += [p for name in subpackages for p in (base / name).rglob("*") if _shipped(p, root)]
+    return reproducible_zip(sorted((p.relative_to(root).as_posix(), p.read_bytes()) for p in files))
+
+
+def reproducible_zip(entries: Iterable[Tuple[str, bytes]]) -> bytes:
+    """A zip of (name, data) in the given order whose bytes depend on nothing else: fixed time and mode."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
-            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=_FIXED_TIME)
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so the mode below is honoured the same everywhere
             info.external_attr = (0o100644 & 0xFFFF) << 16
-            zf.writestr(info, path.read_bytes(), compresslevel=9)
+            zf.writestr(info, data, compresslevel=9)
     return buf.getvalue()
 
 

@@ -15,12 +15,10 @@ This module is also the Lambda's code: at import it needs nothing but the standa
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -141,19 +139,13 @@ def plan(emr: Any, account: str) -> Dict[str, Any]:
 
 def handler_zip() -> bytes:
     """The Lambda's code: this module inside an empty spark_app package, reproducibly zipped."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        files = (
-            ("spark_app/__init__.py", b""),
-            ("spark_app/emr/__init__.py", b""),
-            ("spark_app/emr/schedule.py", Path(__file__).read_bytes()),
-        )
-        for name, data in files:
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type, info.create_system = zipfile.ZIP_DEFLATED, 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
+    from spark_app.emr.packaging import reproducible_zip
+
+    return reproducible_zip([
+        ("spark_app/__init__.py", b""),
+        ("spark_app/emr/__init__.py", b""),
+        ("spark_app/emr/schedule.py", Path(__file__).read_bytes()),
+    ])
 
 
 def role_arn(account: str, name_or_arn: str) -> str:

@@ -17,7 +17,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from spark_app.config import Config, ServerlessConfig
 from spark_app.emr import deps
-from spark_app.emr.launch import SPARK_MAJOR_MINOR, artifact_uri, deequ_jar, deps_uri, emr_section
+from spark_app.emr.launch import (
+    SPARK_MAJOR_MINOR,
+    artifact_uri,
+    deequ_jar,
+    deps_uri,
+    emr_section,
+    poll,
+    s3_client,
+)
 from spark_app.emr.logs import Diagnosis, best_cause, parse_container_stderr, read_gz
 from spark_app.emr.packaging import ENTRY_POINT, ZIP_NAME
 from spark_app.emr.sizing import Workers, compute_sizing, serverless_workers
@@ -178,17 +186,8 @@ def wait(sls_client: Any, application_id: str, job_run_id: str, poll_seconds: fl
          max_poll_seconds: float = 60.0, timeout_seconds: Optional[float] = None,
          echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep) -> RunStatus:
     """Poll the job run until it is done (or the timeout), echoing each state change once."""
-    last, delay, waited = None, poll_seconds, 0.0
-    while True:
-        now = status(sls_client, application_id, job_run_id)
-        if now.state != last:
-            echo(now.line())
-            last = now.state
-        if now.done or (timeout_seconds is not None and waited >= timeout_seconds):
-            return now
-        sleep(delay)
-        waited += delay
-        delay = min(delay * 1.5, max_poll_seconds)
+    return poll(lambda: status(sls_client, application_id, job_run_id), lambda now: now.state,
+                poll_seconds, max_poll_seconds, timeout_seconds, echo, sleep)
 
 
 def cancel(sls_client: Any, application_id: str, job_run_id: str) -> str:
@@ -254,7 +253,7 @@ def follow(cfg: Config, application_id: str, job_run_id: str, timeout: Optional[
     if not final.done:
         print(f"still {final.state} after {timeout:.0f} s", file=sys.stderr)
         return 1
-    s3 = _s3(cfg)
+    s3 = s3_client(emr_section(cfg))
     print(diagnose(s3, log_uri(cfg), application_id, job_run_id).render(), file=sys.stderr)
     return 1
 
@@ -282,10 +281,3 @@ def cli_logs(cfg: Config, s3: Any, application_id: str, job_run_id: str, stdout:
     diagnosis = diagnose(s3, log_uri(cfg), application_id, job_run_id)
     print(diagnosis.render())
     return 0 if diagnosis.logs_read else 1
-
-
-def _s3(cfg: Config) -> Any:
-    import boto3
-
-    emr = emr_section(cfg)
-    return boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)

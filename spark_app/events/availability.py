@@ -7,7 +7,9 @@ absence is a warning, not a failure: the day is computed without them.
 
 S3 prefixes are listed with boto3 `list_objects_v2` (paginated; the endpoint comes from the
 optional client, else from the `s3` config, else boto3's defaults); local folders with the
-filesystem. Only the two folders the day needs are listed, never the whole root.
+filesystem (`spark_app.events.files.list_folder`). Only the two folders the day needs are
+listed, never the whole root, and once per run: the read takes its files from the report's
+`folders`.
 """
 
 from __future__ import annotations
@@ -16,27 +18,21 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import ConfigError, DataNotReady
-from spark_app.events.files import day_folder, is_data_file_name, listing_error
+from spark_app.events.files import (
+    SUCCESS_MARKER,
+    FolderListing,
+    day_folder,
+    list_folder,
+    listing_error,
+)
 from spark_app.events.files import s3_client as make_s3_client
-from spark_app.s3_uri import is_s3_uri, split_s3_uri
+from spark_app.s3_uri import is_s3_uri, local_path, split_s3_uri
 
 log = logging.getLogger(__name__)
-
-SUCCESS_MARKER = "_SUCCESS"
-
-
-@dataclass(frozen=True)
-class FolderListing:
-    path: str
-    exists: bool
-    data_files: int = 0
-    data_bytes: int = 0
-    has_success_marker: bool = False
-
 
 @dataclass(frozen=True)
 class AvailabilityReport:
@@ -48,6 +44,11 @@ class AvailabilityReport:
     @property
     def next_day_present(self) -> bool:
         return self.next_folder.data_files > 0
+
+    @property
+    def folders(self) -> Tuple[FolderListing, FolderListing]:
+        """dt=D and dt=D+1 as listed here: the read takes its files from them instead of listing again."""
+        return self.folder, self.next_folder
 
 
 def check_day_available(
@@ -98,56 +99,10 @@ def _next_day_warnings(cfg: EventsConfig, day: date, listing: FolderListing) -> 
 def root_exists(path: str, s3_client=None) -> bool:
     """True if the events root holds anything: a local folder, or at least one key under an S3 prefix."""
     if not is_s3_uri(path):
-        return os.path.isdir(path[len("file://"):] if path.startswith("file://") else path)
+        return os.path.isdir(local_path(path))
     bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
     client = s3_client or make_s3_client()
     try:
         return bool(client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0))
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
         raise listing_error(path, bucket, exc) from exc
-
-
-def list_folder(path: str, s3_client=None, page_size: int = 1000) -> FolderListing:
-    """What one day folder holds, on S3 (pages of `page_size` keys) or on the local filesystem."""
-    if is_s3_uri(path):
-        return _list_s3(path, s3_client, page_size)
-    return _list_local(path)
-
-
-def _list_local(path: str) -> FolderListing:
-    folder = path[len("file://") :] if path.startswith("file://") else path
-    if not os.path.isdir(folder):
-        return FolderListing(path, exists=False)
-    files, marker = [], False
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.is_file():
-                continue
-            if entry.name == SUCCESS_MARKER:
-                marker = True
-            elif is_data_file_name(entry.name) and entry.stat().st_size > 0:
-                files.append(entry.stat().st_size)
-    return FolderListing(path, True, len(files), sum(files), marker)
-
-
-def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
-    """One paginated listing of the folder's prefix; S3 has no folders, a prefix with keys exists."""
-    bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
-    client = s3_client or make_s3_client()
-    files, marker, any_key = [], False, False
-    try:
-        paginator = client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-        for page in pages:
-            for obj in page.get("Contents", []):
-                any_key = True
-                name = obj["Key"][len(prefix) :]
-                if "/" in name:  # a deeper "folder": not read by Spark for this day
-                    continue
-                if name == SUCCESS_MARKER:
-                    marker = True
-                elif is_data_file_name(name) and obj["Size"] > 0:
-                    files.append(obj["Size"])
-    except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        raise listing_error(path, bucket, exc) from exc
-    return FolderListing(path, any_key, len(files), sum(files), marker)

@@ -18,12 +18,12 @@ import os
 import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 from urllib.parse import unquote
 
 from spark_app.config import S3Config
 from spark_app.errors import SourceError
-from spark_app.s3_uri import is_s3_uri, split_s3_uri
+from spark_app.s3_uri import is_s3_uri, local_path, split_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -76,35 +76,78 @@ def content_kind(head: bytes) -> str:
     return "binary" if b"\x00" in head else "text"
 
 
+SUCCESS_MARKER = "_SUCCESS"
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """One day folder as listed once per run: its data files (literal names, sorted) and its marker."""
+
+    path: str  # as the config names it
+    exists: bool  # a local folder, or an S3 prefix holding at least one key
+    files: Tuple[SourceFile, ...] = ()  # non-hidden, non-empty files directly in the folder
+    has_success_marker: bool = False
+
+    @property
+    def data_files(self) -> int:
+        return len(self.files)
+
+    @property
+    def data_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def list_folder(path: str, s3_client=None, page_size: int = 1000) -> FolderListing:
+    """What one day folder holds, on S3 (pages of `page_size` keys) or on the local filesystem."""
+    if is_s3_uri(path):
+        return _list_s3(path, s3_client, page_size)
+    return _list_local(path)
+
+
 def list_source_files(folder: str, s3_client=None) -> List[SourceFile]:
     """Non-hidden, non-empty files directly in `folder` (absent: none), sorted by name."""
-    if is_s3_uri(folder):
-        return _list_s3_files(folder, s3_client)
-    local = folder[len("file:") :] if folder.startswith("file:") else folder
-    if not os.path.isdir(local):
-        return []
-    files = []
-    with os.scandir(local) as entries:
+    return list(list_folder(folder, s3_client).files)
+
+
+def _list_local(path: str) -> FolderListing:
+    folder = local_path(path)
+    if not os.path.isdir(folder):
+        return FolderListing(path, exists=False)
+    files, marker = [], False
+    with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.is_file() and is_data_file_name(entry.name) and entry.stat().st_size > 0:
+            if not entry.is_file():
+                continue
+            if entry.name == SUCCESS_MARKER:
+                marker = True
+            elif is_data_file_name(entry.name) and entry.stat().st_size > 0:
                 files.append(SourceFile("file:" + os.path.abspath(entry.path), entry.stat().st_size))
-    return sorted(files, key=lambda f: f.path)
+    return FolderListing(path, True, tuple(sorted(files, key=lambda f: f.path)), marker)
 
 
-def _list_s3_files(folder: str, s3_client) -> List[SourceFile]:
-    bucket, prefix = split_s3_uri(folder.rstrip("/") + "/")
-    scheme = folder.split("://", 1)[0]
+def _list_s3(path: str, s3_client, page_size: int) -> FolderListing:
+    """One paginated listing of the folder's prefix; S3 has no folders, a prefix with keys exists."""
+    bucket, prefix = split_s3_uri(path.rstrip("/") + "/")
+    scheme = path.split("://", 1)[0]
     client = s3_client or make_s3_client()
-    files = []
+    files, marker, any_key = [], False, False
     try:
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+        )
+        for page in pages:
             for obj in page.get("Contents", []):
+                any_key = True
                 name = obj["Key"][len(prefix) :]
-                if "/" not in name and is_data_file_name(name) and obj["Size"] > 0:
+                if "/" in name:  # a deeper "folder": not read by Spark for this day
+                    continue
+                if name == SUCCESS_MARKER:
+                    marker = True
+                elif is_data_file_name(name) and obj["Size"] > 0:
                     files.append(SourceFile(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"])))
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
-        raise listing_error(folder, bucket, exc) from exc
-    return sorted(files, key=lambda f: f.path)
+        raise listing_error(path, bucket, exc) from exc
+    return FolderListing(path, any_key, tuple(sorted(files, key=lambda f: f.path)), marker)
 
 
 def listing_error(path: str, bucket: str, exc: BaseException) -> SourceError:
@@ -183,8 +226,7 @@ def open_source(path: str, s3: Optional[S3Config] = None) -> Iterator:
         finally:
             body.close()
         return
-    local = path[len("file:") :] if path.startswith("file:") else path
-    local = "/" + local.lstrip("/") if path.startswith("file:") else local
+    local = local_path(path)
     try:
         stream = open(local, "rb")
     except FileNotFoundError:

@@ -35,8 +35,6 @@ REASONS = (
     "future_ts",  # later than now + max_future_minutes
 )
 
-OUTCOMES = ("in_day", "outside_day", "rejected", "blank")
-
 MAX_PRODUCT_ID_BYTES = 1024  # DynamoDB's limit for a sort key; also keeps PostgreSQL's index happy
 BIGINT_MAX = 2**63 - 1
 JSON_WHITESPACE = b" \t\r\n"

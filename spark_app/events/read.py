@@ -21,12 +21,12 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, PipelineError, SourceError
 from spark_app.events.buckets import spark_labels
-from spark_app.events.files import SourceFile, day_folders, list_source_files, s3_client
+from spark_app.events.files import FolderListing, SourceFile, day_folders, list_folder, s3_client
 from spark_app.events.parse import REASONS, DayWindow
 from spark_app.events.scan import (
     PAYLOAD_SCHEMA,
@@ -89,6 +89,7 @@ def read_day_events(
     run_id: str,
     now: Optional[datetime] = None,
     s3: Optional[S3Config] = None,
+    listed: Optional[Sequence[FolderListing]] = None,
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
@@ -97,7 +98,9 @@ def read_day_events(
     when `dt=D` holds no data file, SourceError when the files cannot be read or the bad share
     exceeds `cfg.max_bad_share` (the quarantine is written first, so the rejected records can
     be inspected), PipelineError when the lines read and their outcomes do not add up. `s3` is
-    the endpoint `s3://` files are listed and opened at (in the tasks too).
+    the endpoint `s3://` files are listed and opened at (in the tasks too). `listed`: dt=D and
+    dt=D+1 as `check_day_available` listed them (`AvailabilityReport.folders`), read as they are;
+    without it both folders are listed here.
     """
     now = now or datetime.now(timezone.utc)
     sc = spark.sparkContext
@@ -105,7 +108,7 @@ def read_day_events(
     saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
-        result = _read(spark, cfg, day, run_id, now, s3)
+        result = _read(spark, cfg, day, run_id, now, s3, listed)
     finally:
         for key, value in saved.items():
             sc.setLocalProperty(key, value)
@@ -115,12 +118,11 @@ def read_day_events(
     return result
 
 
-def _read(
-    spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config]
-) -> DayEvents:
+def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config],
+          listed: Optional[Sequence[FolderListing]]) -> DayEvents:
     from pyspark.sql import Observation
 
-    files = _list_day(cfg, day, s3)
+    files = _day_files(day, listed if listed is not None else _list_day(cfg, day, s3))
     window = DayWindow.of(day, now, cfg.max_future_minutes, cfg.event_types)
     spec = ScanSpec(cfg.format, window, s3=s3)
     observation = Observation(f"events_{uuid.uuid4().hex[:8]}")
@@ -166,22 +168,25 @@ def _read(
     )
 
 
-def _list_day(cfg: EventsConfig, day: date, s3: Optional[S3Config] = None) -> List[SourceFile]:
-    """The data files of dt=D (required) and dt=D+1 (optional, for late arrivals), listed literally."""
+def _list_day(cfg: EventsConfig, day: date, s3: Optional[S3Config] = None) -> List[FolderListing]:
+    """dt=D (required) and dt=D+1 (optional, for late arrivals), their data files listed literally."""
     this_day, next_day = day_folders(cfg.path, day)
     client = s3_client(s3) if is_s3_uri(cfg.path) else None
     try:
-        files = list_source_files(this_day, client)
-        late = list_source_files(next_day, client)
+        return [list_folder(this_day, client), list_folder(next_day, client)]
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - botocore's errors share no useful base here
         raise SourceError(f"events of {day}: listing {this_day} failed: {_first_line(exc)}") from exc
-    if not files:
-        raise DataNotReady(f"events of {day}: no data file in {this_day}; the day has not landed yet")
-    if not late:
-        log.warning("events of %s: %s is empty or absent; late events of %s are missing", day, next_day, day)
-    return files + late
+
+
+def _day_files(day: date, listed: Sequence[FolderListing]) -> List[SourceFile]:
+    this_day, next_day = listed
+    if not this_day.files:
+        raise DataNotReady(f"events of {day}: no data file in {this_day.path}; the day has not landed yet")
+    if not next_day.files:
+        log.warning("events of %s: %s is empty or absent; its late events are missing", day, next_day.path)
+    return list(this_day.files + next_day.files)
 
 
 def bucket_count(files: List[SourceFile], cfg: EventsConfig, parallelism: int) -> int:

@@ -36,9 +36,3 @@ def upload_tree(client, local_dir: str | os.PathLike[str], uri: str) -> List[str
         client.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
-
-
-def key_exists(client, uri: str) -> bool:
-    bucket, key = split_s3_uri(uri)
-    listed = client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-    return any(obj["Key"] == key for obj in listed.get("Contents", []))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from spark_app.config import PostgresConfig
+from spark_app.config_secrets import url_has_password
 from spark_app.errors import SinkError
 from spark_app.names import IDENTIFIER_RULE, is_plain_identifier
 
@@ -46,10 +47,10 @@ class ConnectionSpec:
         from sqlalchemy.engine import make_url
 
         try:
-            parsed = make_url(self.url)
+            make_url(self.url)
         except Exception:
             raise SinkError("PostgreSQL URL is not valid: expected postgresql://user@host:port/db") from None
-        if parsed.password:
+        if url_has_password(self.url):
             raise SinkError("PostgreSQL URL must not carry a password; pass it as ConnectionSpec.password")
 
     def __repr__(self) -> str:

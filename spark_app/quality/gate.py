@@ -34,16 +34,6 @@ log = logging.getLogger("spark_app.quality.gate")
 # --------------------------------------------------------------------------- engines
 
 
-def deequ_available(spark: Any) -> bool:
-    """True when the driver JVM can load com.amazon.deequ.VerificationSuite."""
-    from py4j.java_gateway import JavaClass
-
-    try:
-        return isinstance(spark._jvm.com.amazon.deequ.VerificationSuite, JavaClass)
-    except Exception:  # noqa: BLE001 - a gateway error means "not usable"
-        return False
-
-
 def choose_engine(spark: Any, engine: str = "auto") -> str:
     """The engine that will run: `auto` is Deequ when its jar loads, else native.
 

@@ -1,8 +1,9 @@
 """The catalog health report: which catalogs are in trouble, since when, and which products to add.
 
-Runs where `process_data.py report` is called (a laptop, a scheduler host: any machine that
-reaches PostgreSQL), never on executors, and imports no Spark, so it starts in about a second;
-it is not in the cluster's `spark_app.zip`. It reads PostgreSQL only
+Runs where `process_data.py report` is called (a laptop, a scheduler host, a cluster's primary
+node: any machine that reaches PostgreSQL), never on executors, and imports no Spark, so it starts
+in about a second; it ships in the cluster's `spark_app.zip` beside the entry point whose command
+it serves. It reads PostgreSQL only
 (`advertiser_match_rates`, `product_views`, `pipeline_runs`, `quality_metrics`) over a window of
 days ending on the report's day and writes one self-contained HTML page (inline CSS and SVG, no
 script, nothing fetched), a short terminal summary, and optionally one CSV of products to add

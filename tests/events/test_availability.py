@@ -163,3 +163,33 @@ def test_a_root_that_does_not_exist_is_a_config_error_not_a_retry(tmp_path):
 def test_an_s3_root_without_any_object_is_a_config_error(s3, bucket):
     with pytest.raises(ConfigError, match=rf"events.path: s3://{bucket}/typo does not exist"):
         check_day_available(EventsConfig(path=f"s3://{bucket}/typo"), DAY, s3_client=s3)
+
+
+# --------------------------------------------------------------------------- one listing per run
+
+
+@pytest.mark.parametrize("form", ["{}", "file:{}", "file://{}"])
+def test_a_local_root_is_found_in_every_form_hadoop_and_users_write(tmp_path, form):
+    put_local(tmp_path, "2024-03-10", "part-0.json")
+    report = check_day_available(EventsConfig(path=form.format(tmp_path)), DAY)
+    assert report.folder.data_files == 1
+    assert [f.path for f in report.folder.files] == [f"file:{tmp_path}/dt=2024-03-10/part-0.json"]
+
+
+def test_the_read_takes_the_files_this_check_listed_and_lists_nothing_again(spark, tmp_path):
+    from datetime import datetime, timezone
+
+    from spark_app.events.read import read_day_events
+
+    put_local(tmp_path, "2024-03-10", "part-0.json")
+    put_local(tmp_path, "2024-03-11", "part-0.json")
+    cfg = EventsConfig(path=str(tmp_path), max_bad_share=1.0)
+    report = check_day_available(cfg, DAY)
+    put_local(tmp_path, "2024-03-10", "part-1.json")  # lands after the check: not this run's input
+
+    now = datetime(2024, 3, 12, tzinfo=timezone.utc)
+    result = read_day_events(spark, cfg, DAY, "r1", now=now, listed=report.folders)
+    try:
+        assert result.counts["lines_read"] == 2  # dt=D's part-0 and dt=D+1's part-0, one line each
+    finally:
+        result.release()

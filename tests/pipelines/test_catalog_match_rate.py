@@ -47,7 +47,8 @@ def test_match_rate_is_matched_views_over_total_views(spark):
 
 
 def test_event_counts_account_for_every_line_read():
-    source = {"lines_read": 20, "rejected": 3, "rejected_bad_ts": 3, "outside_day": 4, "in_day": 13}
+    source = {"lines_read": 20, "rejected": 3, "rejected_bad_ts": 3, "outside_day": 4, "in_day": 13,
+              "distinct_events": 11}
     totals = {"view_events": 8, "other_events": 3, "viewed_products": 5}
     counts = _event_counts(source, totals)
     assert counts["duplicate_events"] == 2
@@ -62,10 +63,37 @@ def test_event_counts_account_for_every_line_read():
     )
 
 
+# The counts below are given directly: a real read cannot produce them (its own check holds the
+# lines read to their outcomes), which is what makes each one a case the pipeline must still refuse.
+
+
+def test_more_distinct_events_than_events_in_the_day_stop_the_run_before_publishing():
+    # every line is accounted for (17 = 3 + 4 + 10) and the buckets agree with the per-key sums
+    # (15 = 12 + 3), but 15 distinct events out of 10 in the day would be -5 duplicates
+    source = {"lines_read": 17, "rejected": 3, "outside_day": 4, "in_day": 10, "distinct_events": 15}
+    totals = {"view_events": 12, "other_events": 3, "viewed_products": 5}
+    with pytest.raises(PipelineError, match="do not add up: duplicate_events negative") as err:
+        _event_counts(source, totals)
+    assert err.value.exit_code == 1
+    assert "refusing to publish" in str(err.value)
+
+
+def test_distinct_events_of_the_buckets_must_equal_views_plus_other_events():
+    # the lines add up (20 = 3 + 4 + 3 + 2 + 8 with 13 - 10 duplicates), but the buckets kept 11
+    # distinct events while the per-key sums hold 10: one was lost between the two
+    source = {"lines_read": 20, "rejected": 3, "outside_day": 4, "in_day": 13, "distinct_events": 11}
+    totals = {"view_events": 8, "other_events": 2, "viewed_products": 5}
+    with pytest.raises(PipelineError, match="kept 11 distinct events but the views per key hold 8 product "
+                                            "views and 2 other events") as err:
+        _event_counts(source, totals)
+    assert err.value.exit_code == 1
+
+
 def test_event_counts_that_do_not_add_up_stop_the_run():
-    source = {"lines_read": 20, "rejected": 3, "outside_day": 4, "in_day": 10}
-    totals = {"view_events": 12, "other_events": 3, "viewed_products": 5}  # more events than in the day
-    with pytest.raises(PipelineError, match="do not add up"):
+    # consistent but for one line: 21 read, 20 accounted for (3 + 4 + 2 duplicates + 3 + 8)
+    source = {"lines_read": 21, "rejected": 3, "outside_day": 4, "in_day": 13, "distinct_events": 11}
+    totals = {"view_events": 8, "other_events": 3, "viewed_products": 5}
+    with pytest.raises(PipelineError, match="do not add up: 21 lines read but 20 accounted for"):
         _event_counts(source, totals)
 
 

@@ -14,8 +14,8 @@ import boto3
 import psycopg2
 import pytest
 
-from spark_app.config import PostgresConfig
-from spark_app.errors import SinkError
+from spark_app.config import PostgresConfig, config_from_mapping
+from spark_app.errors import ConfigError, SinkError
 from spark_app.local.servers import free_port
 from spark_app.postgres.connect import ConnectionSpec, connection_spec
 from spark_app.postgres.publish import DayRun
@@ -91,6 +91,23 @@ def test_the_spec_never_shows_its_password_but_pickles_with_it():
 def test_a_url_with_a_password_is_refused():
     with pytest.raises(SinkError, match="must not carry a password"):
         ConnectionSpec("postgresql://etl:hunter2@db/x")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://etl:{PASSWORD}@db/catalog",
+        f"postgresql://etl@x:{PASSWORD}@db/catalog",  # the user name ends at the first ':'
+        f"postgresql://db:5432/catalog?application_name={PASSWORD}@db",  # the password at the next '@'
+    ],
+)
+def test_the_config_and_the_connection_read_a_password_in_a_url_alike(url):
+    with pytest.raises(SinkError, match="must not carry a password") as at_connect:
+        ConnectionSpec(url)
+    with pytest.raises(ConfigError, match="postgres.url: must not carry a password") as in_config:
+        config_from_mapping({"events": {"path": "/tmp/events"}, "postgres": {"url": url},
+                             "dynamodb": {"table": "catalog", "region": "us-east-1"}})
+    assert PASSWORD not in str(at_connect.value) + str(in_config.value)
 
 
 def test_url_query_options_reach_libpq(pg_url):

@@ -7,6 +7,7 @@ most one lock timeout. A driver killed while waiting leaves no session behind ho
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -27,6 +28,8 @@ from tests.support.postgres import DETAIL
 
 DAY = date(2026, 11, 19)
 PIPELINE = "catalog_match_rate"
+LOCKS_LOG = "spark_app.postgres.locks"
+TIMEOUT_MESSAGE = "publish of %s: lock not granted"  # LockPolicy.log_timeout's
 QUICK = LockPolicy(timeout_seconds=0.5, attempts=3, backoff_seconds=0.2)
 
 
@@ -57,33 +60,56 @@ def open_reader(spec, name):
     return conn
 
 
-def test_a_reader_holding_a_transaction_fails_the_publish_after_bounded_retries_naming_it(spark, spec):
+def lock_timeouts(caplog):
+    """The attempt numbers of the publish's logged lock timeouts, in order."""
+    return [r.args[2] for r in caplog.records if r.name == LOCKS_LOG and r.msg.startswith(TIMEOUT_MESSAGE)]
+
+
+class OnFirstLockTimeout(logging.Handler):
+    """Calls `action` once, in the publish's own thread, when it logs its first lock timeout."""
+
+    def __init__(self, action):
+        super().__init__(logging.WARNING)
+        self.action, self.fired = action, False
+
+    def emit(self, record):
+        if not self.fired and record.msg.startswith(TIMEOUT_MESSAGE):
+            self.fired = True
+            self.action()
+
+
+def test_a_reader_holding_a_transaction_fails_the_publish_after_bounded_retries_naming_it(
+    spark, spec, caplog
+):
     publish(spark, spec, ["old"])
     reader = open_reader(spec, "report-left-open")
     reader_pid = reader.get_backend_pid()
-    waits = []
+    answered, failed = [], []
     done = threading.Event()
 
     def other_reader():
         conn = psycopg2.connect(spec.url, application_name="dashboard")
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SET statement_timeout = '30s'")
+            cur.execute("SET statement_timeout = '60s'")  # a generous bound, not a measure
             while not done.is_set():
-                start = time.monotonic()
-                cur.execute("SELECT count(*) FROM product_views")
-                waits.append(time.monotonic() - start)
-                time.sleep(0.05)
+                try:
+                    cur.execute("SELECT count(*) FROM product_views")
+                    answered.append(cur.fetchone()[0])
+                except psycopg2.Error as exc:
+                    failed.append(exc)
+                    return
         conn.close()
 
     thread = threading.Thread(target=other_reader)
     thread.start()
     try:
-        with pytest.raises(SinkError) as err:
+        with caplog.at_level(logging.WARNING, logger=LOCKS_LOG), pytest.raises(SinkError) as err:
             publish(spark, spec, ["new-1", "new-2"])
     finally:
         done.set()
-        thread.join(60)
+        thread.join(120)  # before the idle report ends: no dashboard query may be waiting for it
+        dashboard_done = not thread.is_alive()
         reader.rollback()
         reader.close()
 
@@ -92,20 +118,28 @@ def test_a_reader_holding_a_transaction_fails_the_publish_after_bounded_retries_
     assert "public.product_views for day 2026-11-19" in message
     assert "3 attempt(s)" in message
     assert f"pid {reader_pid} (application 'report-left-open', idle in transaction)" in message
+    assert lock_timeouts(caplog) == [1, 2, 3]  # each attempt waited, timed out and was retried
     assert products_of_the_day(spec) == ["old"]
-    # Other readers queue behind the waiting publish for at most one lock timeout (0.5 s) per
-    # attempt; without a timeout they waited until the idle report ended.
-    assert waits and max(waits) < 5 * QUICK.timeout_seconds, waits
+    # Other readers queue behind the waiting publish for at most one lock timeout per attempt, so
+    # all of the dashboard's queries were answered while the idle report still held its
+    # transaction; without a timeout they waited until it ended.
+    assert dashboard_done and not failed and answered, (failed, answered)
 
 
-def test_the_publish_goes_through_once_the_reader_ends_within_the_retries(spark, spec):
+def test_the_publish_goes_through_once_the_reader_ends_within_the_retries(spark, spec, caplog):
     publish(spark, spec, ["old"])
     reader = open_reader(spec, "short-report")
-    threading.Timer(0.6, reader.rollback).start()
+    ends_the_reader = OnFirstLockTimeout(reader.rollback)  # the report ends once the publish waited
+    logging.getLogger(LOCKS_LOG).addHandler(ends_the_reader)
+    try:
+        with caplog.at_level(logging.WARNING, logger=LOCKS_LOG):
+            publish(spark, spec, ["new"], LockPolicy(timeout_seconds=0.3, attempts=10, backoff_seconds=0.2))
+    finally:
+        logging.getLogger(LOCKS_LOG).removeHandler(ends_the_reader)
+        reader.close()
 
-    publish(spark, spec, ["new"], LockPolicy(timeout_seconds=0.3, attempts=10, backoff_seconds=0.2))
-
-    reader.close()
+    assert ends_the_reader.fired
+    assert lock_timeouts(caplog) == [1]  # the first attempt waited and timed out; the retry published
     assert products_of_the_day(spec) == ["new"]
 
 

@@ -7,7 +7,8 @@ import pytest
 from spark_app.config import CheckConfig, QualityConfig, config_from_mapping
 from spark_app.errors import ConfigError, QualityGateFailed
 from spark_app.quality.checks import validate_checks
-from spark_app.quality.gate import deequ_available, run_gate, verify
+from spark_app.quality.deequ_jar import loaded_build
+from spark_app.quality.gate import run_gate, verify
 from spark_app.quality.results import FAILURE, SUCCESS, Metric, QualityReport
 
 # k: 1, 1, 2, 3, NULL   s: a, a, NULL, b, NULL   v: 5, NULL, 3, -1, 2
@@ -197,11 +198,12 @@ WITHOUT_JAR = """
 import json
 from spark_app.config import CheckConfig
 from spark_app.errors import ConfigError
-from spark_app.quality.gate import deequ_available, verify
+from spark_app.quality.deequ_jar import loaded_build
+from spark_app.quality.gate import verify
 
 df = spark.createDataFrame([(1, "a", 5)], "k int, s string, v int")
 auto = verify(spark, df, "t", [CheckConfig("hasSize", min=1)]).engine
-out = {"loads": deequ_available(spark), "auto": auto}
+out = {"loads": loaded_build(spark) is not None, "auto": auto}
 try:
     verify(spark, df, "t", [CheckConfig("hasSize", min=1)], engine="deequ")
 except ConfigError as exc:
@@ -235,7 +237,7 @@ def test_auto_engine_falls_back_to_native_without_the_jar(without_jar):
 
 
 def test_auto_engine_picks_deequ_when_the_jar_loads(spark, df):
-    assert deequ_available(spark)  # the tests' session has .jars/ (make jars) on its class path
+    assert loaded_build(spark) is not None  # the tests' session has .jars/ (make jars) on its class path
     assert verify(spark, df, "t", [CheckConfig("hasSize", min=1)]).engine == "deequ"
 
 

@@ -16,7 +16,8 @@ import pytest
 from pipelines.catalog_match_rate import aggregate_match_rates
 from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
 from spark_app.config import CheckConfig
-from spark_app.quality.gate import deequ_available, verify
+from spark_app.quality.deequ_jar import loaded_build
+from spark_app.quality.gate import verify
 from spark_app.quality.results import FAILURE, SUCCESS
 from tests.quality.test_checks import FAILING, ROWS, SCHEMA
 
@@ -25,7 +26,7 @@ EXACT = ("Size", "CountDistinct", "Minimum", "Maximum")  # counts, and values pi
 
 @pytest.fixture(scope="module")
 def deequ(spark):
-    assert deequ_available(spark), "the Deequ jar is not on the class path: run `make jars`"
+    assert loaded_build(spark) is not None, "the Deequ jar is not on the class path: run `make jars`"
     return spark
 
 
