@@ -4,18 +4,15 @@ The driver lists the day's folders itself (boto3 for `s3://`, the filesystem oth
 each task literal file names: nothing is globbed, so a root holding `[1]` or a file named
 `part-0000*.json.gz` is read as what it is. `s3://` files are listed and opened with boto3 at the
 endpoint of the `s3` config, which travels to the tasks in their closure (never through the
-environment). A task opens its file with `open_source` and tells
-gzip from text by the file's first bytes, never by its name.
+environment). A task opens its file with `open_source`; `compression` tells what it holds by its
+first bytes, never by its name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import logging
 import os
-import zlib
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterator, List, Optional, Tuple
@@ -27,19 +24,6 @@ from spark_app.s3_uri import is_s3_uri, local_path, split_s3_uri
 
 log = logging.getLogger(__name__)
 
-_READ_CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
-# First bytes of formats that are neither gzip nor text lines: such a file is unreadable, never lines.
-OTHER_MAGIC = {
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"BZh": "bzip2",
-    b"\xfd7zXZ\x00": "xz",
-    b"PK\x03\x04": "zip",
-    b"PAR1": "Parquet",
-    b"\x04\x22\x4d\x18": "lz4",
-    b"\xff\x06\x00\x00sNaPpY": "snappy",
-}
-
 
 class Unreadable(Exception):
     """A file that cannot be read to its end; its lines are left out and its bytes count as lost."""
@@ -48,7 +32,7 @@ class Unreadable(Exception):
 @dataclass(frozen=True)
 class SourceFile:
     path: str  # as Hadoop names it: file:/..., s3://bucket/...
-    size: int  # bytes on storage (compressed size for gzip)
+    size: int  # bytes on storage (compressed size for a compressed file)
 
 
 def day_folder(root: str, day: date) -> str:
@@ -64,16 +48,6 @@ def day_folders(root: str, day: date) -> List[str]:
 def is_data_file_name(name: str) -> bool:
     """Spark's own rule: names starting with `_` or `.` are markers and checksums, not data."""
     return bool(name) and not name.startswith(("_", "."))
-
-
-def content_kind(head: bytes) -> str:
-    """`gzip`, `text`, or the name of another binary format, from a file's first bytes."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    for magic, kind in OTHER_MAGIC.items():
-        if head.startswith(magic):
-            return kind
-    return "binary" if b"\x00" in head else "text"
 
 
 SUCCESS_MARKER = "_SUCCESS"
@@ -169,36 +143,6 @@ _REFUSED_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDe
 def _error_code(exc: BaseException) -> Optional[str]:
     response: Optional[dict] = getattr(exc, "response", None)
     return response.get("Error", {}).get("Code") if response else None
-
-
-def gzip_problem(content) -> Optional[str]:
-    """Why a gzip stream cannot be read to its end (None when it can).
-
-    `content` is the file's bytes or a binary file object. Decompression goes chunk by chunk,
-    so memory stays at one chunk; reading to the end makes Python verify each member's CRC
-    and length, which is what catches a truncated upload or a file that is not gzip at all.
-    """
-    if content is None:
-        return "no content"
-    fileobj = io.BytesIO(content) if isinstance(content, (bytes, bytearray)) else content
-    try:
-        with gzip.GzipFile(fileobj=fileobj) as stream:
-            while stream.read(_READ_CHUNK):
-                pass
-    except (OSError, EOFError, zlib.error) as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return None
-
-
-def check_gzip_file(path: str, s3: Optional[S3Config] = None):
-    """(path, problem or None); runs on an executor."""
-    try:
-        with open_source(path, s3) as stream:
-            return path, gzip_problem(stream)
-    except FileNotFoundError:
-        return path, "file vanished after listing"
-    except Exception as exc:  # noqa: BLE001 - an unreadable file is what this check reports
-        return path, f"cannot open: {type(exc).__name__}: {exc}"
 
 
 def s3_client(s3: Optional[S3Config] = None):

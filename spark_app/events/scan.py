@@ -1,10 +1,11 @@
 """Runs on executors: one listed file per task, read once, checked, classified; events out as Arrow.
 
-A task opens its file with `files.open_source` (local or S3), tells gzip from text by the first
-bytes, and reads it block by block (memory: a few blocks, whatever the file's size). A gzip
-file is decompressed once into a spill file under the task's local directory, which also
-verifies every member's CRC and length; only a file that decompressed to its end is parsed, so
-a truncated upload contributes no line at all. Each file ends its output with one report row
+A task opens its file with `files.open_source` (local or S3), tells gzip, bzip2 and zstd from
+text by the first bytes (`compression`), and reads it block by block (memory: a few blocks,
+whatever the file's size). A compressed file is decompressed once into a spill file under the
+task's local directory, which also verifies it to its end (each codec's checksums and stream
+ends); only a file that decompressed to its end is parsed, so a truncated upload contributes no
+line at all. Each file ends its output with one report row
 (JSON: lines, blank lines, outcomes, reasons, or the problem that made it unreadable).
 """
 
@@ -14,13 +15,13 @@ import json
 import os
 import shutil
 import tempfile
-import zlib
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from spark_app.config import S3Config
 from spark_app.events.buckets import BucketWriter
-from spark_app.events.files import GZIP_MAGIC, Unreadable, content_kind, open_source
+from spark_app.events.compression import COMPRESSED, content_kind, decompress
+from spark_app.events.files import Unreadable, open_source
 from spark_app.events.parse import DayWindow
 from spark_app.events.vector import BlockResult, classify_json_block
 
@@ -150,7 +151,7 @@ def classify_file(path: str, spec: ScanSpec) -> Iterator[BlockResult]:
 
 
 class _text_stream:
-    """The file as a binary stream of its text: plain files as they are, gzip via a checked spill."""
+    """The file as a binary stream of its text: plain files as they are, compressed via a checked spill."""
 
     def __init__(self, path: str, s3: Optional[S3Config] = None):
         self.path = path
@@ -162,19 +163,19 @@ class _text_stream:
             with open_source(self.path, self.s3) as raw:
                 head = raw.read(_HEAD)
                 kind = content_kind(head)
-                if kind == "gzip":
-                    self._spill = _decompress_to_spill(head, raw)
-                    self._spill.seek(0)
-                    return self._spill
-                if kind != "text":
-                    raise Unreadable(f"{kind} content, not text lines or gzip")
-                self._spill = _copy_to_spill(head, raw)
+                if kind in COMPRESSED:
+                    self._spill = _spill_file()
+                    decompress(kind, head, raw, self._spill)
+                elif kind == "text":
+                    self._spill = _copy_to_spill(head, raw)
+                else:
+                    raise Unreadable(f"{kind} content, not text lines, gzip, bzip2 or zstd")
                 self._spill.seek(0)
                 return self._spill
         except Unreadable:
             self._close()
             raise
-        except (OSError, EOFError, zlib.error) as exc:
+        except (OSError, EOFError) as exc:
             self._close()
             raise Unreadable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from exc
         except Exception as exc:  # noqa: BLE001 - S3 access denied, vanished object: the file is unreadable
@@ -193,32 +194,6 @@ class _text_stream:
 def _spill_file():
     dirs = os.environ.get("SPARK_LOCAL_DIRS", "").split(",")
     return tempfile.TemporaryFile(prefix="events-", dir=dirs[0] if dirs[0] else None)
-
-
-def _decompress_to_spill(head: bytes, raw):
-    """Every gzip member into the spill file; errors as Python's gzip module raises them."""
-    spill = _spill_file()
-    inflater = zlib.decompressobj(31)
-    pending = head
-    while True:
-        if not pending:
-            pending = raw.read(1 << 20)
-            if not pending:
-                break
-        if inflater.eof:  # another member, or zero padding, after a complete one
-            pending = pending.lstrip(b"\x00")
-            if not pending:
-                continue
-            if len(pending) < 2:
-                pending += raw.read(1 << 20)
-            if not pending.startswith(GZIP_MAGIC):
-                raise OSError("Not a gzipped file")
-            inflater = zlib.decompressobj(31)
-        spill.write(inflater.decompress(pending))
-        pending = inflater.unused_data if inflater.eof else b""
-    if not inflater.eof:
-        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-    return spill
 
 
 def _copy_to_spill(head: bytes, raw):

@@ -3,6 +3,10 @@
 A day without a value (no successful run, or no views) breaks the line: the points before and
 after it are separate segments, and a day with no successful run is drawn as a hatched band,
 so a missing day never reads as a rate of zero.
+
+The `viewBox` lets a page scale a chart to its container (the report's CSS does on a phone); the
+margins around the plot leave room for axis labels drawn up to 16 units high, so labels that the
+page enlarges to stay legible on a narrow screen are not cut at the chart's edges.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from typing import List, Optional, Sequence
 class Frame:
     width: int
     height: int
-    left: int = 40
-    right: int = 20
-    top: int = 8
-    bottom: int = 20
+    left: int = 44
+    right: int = 24
+    top: int = 12
+    bottom: int = 24
 
     def x(self, i: int, n: int) -> float:
         span = self.width - self.left - self.right
@@ -105,7 +109,8 @@ def _axes(f: Frame, days: Sequence[date]) -> List[str]:
         y = f.y(v)
         out.append(f'<line class="grid" x1="{f.left}" x2="{f.width - f.right}" y1="{y:.1f}" y2="{y:.1f}"/>')
         out.append(
-            f'<text class="label" x="{f.left - 4}" y="{y + 3:.1f}" text-anchor="end">{int(v * 100)}%</text>'
+            f'<text class="label" x="{f.left - 4}" y="{y:.1f}" text-anchor="end" dominant-baseline="central">'
+            f"{int(v * 100)}%</text>"
         )
     n = len(days)
     every = max(1, n // 7)

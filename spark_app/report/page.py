@@ -2,6 +2,8 @@
 
 Every value from the database is escaped; the page links to nothing outside itself (anchors
 within the page only), so it opens the same from a disk, a mail attachment or an offline laptop.
+It fits a phone's width: the window chart scales with the page, and every table sits in a box
+of its own that scrolls sideways when the table is wider than the screen (the page never does).
 """
 
 from __future__ import annotations
@@ -15,17 +17,20 @@ from spark_app.report.model import Advertiser, Report, RunInfo, date_ranges
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2933;
 background:#f5f7fa}
-main{max-width:1080px;margin:0 auto;padding:20px 24px 40px}
+main{max-width:1080px;margin:0 auto;padding:20px 24px 40px;overflow-wrap:break-word}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:15px;margin:18px 0 6px}
 .sub{color:#52606d;margin:0 0 16px}
 .cards{display:flex;gap:12px;flex-wrap:wrap}
 .card{background:#fff;border:1px solid #d9e2ec;border-radius:6px;padding:10px 14px;min-width:140px}
 .card b{display:block;font-size:20px}.card span{color:#52606d;font-size:12px}
 .bad{color:#b42318}.good{color:#0e7c3a}
-table{border-collapse:collapse;background:#fff;border:1px solid #d9e2ec;width:100%;margin:6px 0}
+.scroll{overflow-x:auto;margin:6px 0}
+table{border-collapse:collapse;background:#fff;border:1px solid #d9e2ec;width:100%}
+table.run td{overflow-wrap:anywhere}
 th,td{padding:4px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:middle}
 th{background:#eef2f6;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 svg{background:#fff;border:1px solid #d9e2ec;border-radius:4px}
+svg.chart{display:block;width:100%;max-width:720px;height:auto}
 svg.spark{border:none;background:transparent}
 .line{fill:none;stroke:#2f6fde;stroke-width:2}.point{fill:#2f6fde}
 .grid{stroke:#e4e7eb}.reference{stroke:#e8590c;stroke-dasharray:4 3}
@@ -34,6 +39,7 @@ svg.spark{border:none;background:transparent}
 .note{color:#52606d;font-size:12px}
 .warn{background:#fff4e5;border:1px solid #f6c177;padding:6px 10px;border-radius:4px}
 details{margin:4px 0 12px}summary{cursor:pointer;color:#2f6fde}
+@media (max-width:600px){main{padding:14px 10px 32px}svg.chart .label{font-size:16px}}
 """
 
 
@@ -43,6 +49,11 @@ def _pct(v: Optional[float]) -> str:
 
 def _num(v: Optional[int]) -> str:
     return "-" if v is None else f"{v:,}"
+
+
+def _scroll(table: str) -> str:
+    """A table in a box of its own that scrolls sideways when the table is wider than the screen."""
+    return f'<div class="scroll">{table}</div>'
 
 
 def render(report: Report) -> str:
@@ -119,9 +130,9 @@ def _troubled(r: Report) -> str:
     if r.troubled_count > len(r.troubled):
         html.append(f'<p class="note">The {len(r.troubled)} losing the most views are shown.</p>')
     html.append(
-        '<table class="troubled"><thead><tr><th>advertiser</th><th class="n">unmatched views</th>'
-        '<th class="n">views</th><th class="n">match rate</th><th class="n">median before</th>'
-        "<th>why</th><th>match rate over the window</th></tr></thead><tbody>"
+        '<div class="scroll"><table class="troubled"><thead><tr><th>advertiser</th>'
+        '<th class="n">unmatched views</th><th class="n">views</th><th class="n">match rate</th>'
+        '<th class="n">median before</th><th>why</th><th>match rate over the window</th></tr></thead><tbody>'
     )
     gaps = [d in r.gaps for d in r.days]
     for a in r.troubled:
@@ -142,7 +153,7 @@ def _troubled(r: Report) -> str:
             f'<td class="n bad">{_pct(a.match_rate)}</td><td class="n">{_pct(a.median)}</td>'
             f"<td>{escape('; '.join(a.reasons))}</td><td>{chart}</td></tr>"
         )
-    html.append("</tbody></table></section>")
+    html.append("</tbody></table></div></section>")
     return "".join(html)
 
 
@@ -174,8 +185,8 @@ def _advertiser_products(r: Report, a: Advertiser) -> str:
         f'<td class="n">{p.unmatched_days} / {len(r.days)}</td></tr>'
         for p in a.products
     )
-    return (
-        head + '<table class="products"><thead><tr><th>product</th><th class="n">views on the day</th>'
+    return head + _scroll(
+        '<table class="products"><thead><tr><th>product</th><th class="n">views on the day</th>'
         f'<th class="n">days viewed and unmatched</th></tr></thead><tbody>{rows}</tbody></table>'
     )
 
@@ -203,9 +214,8 @@ def _run(r: Report) -> str:
     items += [
         (k.replace("_", " "), _num(v)) for k, v in counts.items() if k not in ("lines_read", "rejected")
     ]
-    html.append('<table class="run"><tbody>')
-    html += [f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in items]
-    html.append("</tbody></table>")
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in items)
+    html.append(_scroll(f'<table class="run"><tbody>{rows}</tbody></table>'))
     html.append(_quality(r, run))
     html.append(_days_table(r))
     html.append("</section>")
@@ -234,9 +244,12 @@ def _quality(r: Report, run: RunInfo) -> str:
             )
         html.append(
             f"<details><summary>Quality metrics of the day ({len(rows)})</summary>"
-            '<table class="quality"><thead><tr><th>table</th><th>metric</th><th>column</th>'
-            '<th class="n">value</th><th class="n">mean before</th><th class="n">change</th></tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table></details>"
+            + _scroll(
+                '<table class="quality"><thead><tr><th>table</th><th>metric</th><th>column</th>'
+                '<th class="n">value</th><th class="n">mean before</th><th class="n">change</th></tr></thead>'
+                f"<tbody>{''.join(rows)}</tbody></table>"
+            )
+            + "</details>"
         )
     return "".join(html)
 
@@ -256,8 +269,9 @@ def _days_table(r: Report) -> str:
             f'<tr><td>{t.day}</td><td{cls}>{state}</td><td class="n">{_num(t.advertisers)}</td>'
             f'<td class="n">{_num(t.total_views)}</td><td class="n">{_pct(t.match_rate)}</td></tr>'
         )
-    return (
-        '<details><summary>Days of the window</summary><table class="days"><thead><tr><th>day</th>'
-        '<th>state</th><th class="n">advertisers</th><th class="n">views</th><th class="n">match rate</th>'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
+    table = (
+        '<table class="days"><thead><tr><th>day</th><th>state</th><th class="n">advertisers</th>'
+        '<th class="n">views</th><th class="n">match rate</th>'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+    return f"<details><summary>Days of the window</summary>{_scroll(table)}</details>"

@@ -1,8 +1,12 @@
-"""Unreadable gzip files are named and left out; Parquet rows are validated like JSON lines."""
+"""Compressed files are read to their end or named unreadable and left out; Parquet rows are
+validated like JSON lines."""
 
 from __future__ import annotations
 
+import base64
+import bz2
 import gzip
+import io
 import json
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -13,8 +17,10 @@ import pytest
 
 from spark_app.config import EventsConfig
 from spark_app.errors import SourceError
-from spark_app.events.files import gzip_problem
+from spark_app.events.compression import content_kind, decompress
+from spark_app.events.files import Unreadable
 from spark_app.events.read import read_day_events
+from spark_app.events.scan import ScanSpec, file_outputs
 
 DAY = date(2024, 3, 10)
 NOW = datetime(2024, 3, 12, tzinfo=timezone.utc)
@@ -41,8 +47,32 @@ def day_dir(root: Path, day="2024-03-10") -> Path:
     return folder
 
 
+def text(lines) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
 def gz(lines) -> bytes:
-    return gzip.compress(("\n".join(lines) + "\n").encode())
+    return gzip.compress(text(lines))
+
+
+COMPRESS = {
+    "gzip": gzip.compress,
+    "bzip2": bz2.compress,
+    "zstd": lambda data: pa.Codec("zstd").compress(data, asbytes=True),  # a frame without checksum
+}
+# 40 lines as the `zstd` tool writes them (`zstd -19`: one frame with its content checksum)
+ZSTD_WITH_CHECKSUM = base64.b64decode(
+    "KLUv/QRotQUAskcZGIDNAwDCgyMZik9kDFYlRUhkSskF0wDzwhE+19h780f4XGPvzR7hc429d0f4XGPvDUyr7HoLZY66UGcW"
+    "A0tugTt4Dpizr5LL1FVrH3o4RDWamSzKKrlUgapay9EqufMgKkIdulIuqCHgLTW2dgOgg4LkHBFABBAiIMKJ8P9/P2PO0zzP"
+    "ed4pz+ec53OeP8vmnM95njh1SUEpyVKWZVlKfWu+kSJjoWCbLBlDs6T+tVqCVQN6z0hM"
+)
+
+
+def decompressed(content: bytes, head: int = 10) -> bytes:
+    """The file's text as a file task gets it: the first bytes read to tell the codec, then the rest."""
+    out = io.BytesIO()
+    decompress(content_kind(content[:head]), content[:head], io.BytesIO(content[head:]), out)
+    return out.getvalue()
 
 
 def assert_counts_add_up(counts):
@@ -54,12 +84,54 @@ def read(spark, root, **cfg):
     return read_day_events(spark, EventsConfig(path=str(root), **cfg), DAY, "r1", now=NOW)
 
 
-def test_gzip_problem_names_truncation_and_garbage_and_accepts_multi_member_files():
-    whole = gz(lines_of(50))
-    assert gzip_problem(whole) is None
-    assert gzip_problem(whole + gz(lines_of(3))) is None  # concatenated members, as `cat a.gz b.gz`
-    assert "EOFError" in gzip_problem(whole[: len(whole) // 2])
-    assert "BadGzipFile" in gzip_problem(b"this is not gzip at all")
+@pytest.mark.parametrize("codec", sorted(COMPRESS))
+def test_each_codec_is_told_by_its_bytes_and_read_through_every_stream_of_the_file(codec):
+    first, second = text(lines_of(50)), text(lines_of(3, prefix="x"))
+    whole = COMPRESS[codec](first)
+
+    assert content_kind(whole[:64]) == codec
+    assert decompressed(whole) == first
+    assert decompressed(whole, head=len(whole)) == first  # a small file: all of it in the first read
+    # concatenated streams, as `cat a.gz b.gz`, pbzip2 or `zstd` of several inputs write them
+    assert decompressed(whole + COMPRESS[codec](second)) == first + second
+
+
+@pytest.mark.parametrize("codec", sorted(COMPRESS))
+@pytest.mark.parametrize("cut", ["the magic bytes alone", "half", "all but the last byte"])
+def test_a_compressed_file_cut_short_is_unreadable_never_read_in_part(codec, cut):
+    whole = COMPRESS[codec](text(lines_of(2000)))
+    lengths = {"the magic bytes alone": 4, "half": len(whole) // 2, "all but the last byte": len(whole) - 1}
+    short = lengths[cut]
+
+    with pytest.raises(Unreadable, match=f"^{codec}: "):
+        decompressed(whole[:short], head=min(10, short))
+
+
+@pytest.mark.parametrize("codec", sorted(COMPRESS))
+def test_garbage_or_another_codec_after_a_complete_stream_makes_the_file_unreadable(codec):
+    whole = COMPRESS[codec](text(lines_of(50)))
+    other = COMPRESS["bzip2" if codec == "gzip" else "gzip"](text(lines_of(3)))
+
+    for tail in (b"garbage\n", other):
+        with pytest.raises(Unreadable, match=f"^{codec}: "):
+            decompressed(whole + tail)
+
+
+def test_gzip_alone_accepts_zero_padding_after_its_last_member_as_gzip_does():
+    assert decompressed(gz(lines_of(5)) + bytes(300)) == text(lines_of(5))
+    with pytest.raises(Unreadable, match="^bzip2: "):
+        decompressed(bz2.compress(text(lines_of(5))) + bytes(300))
+
+
+@pytest.mark.parametrize("codec", sorted(COMPRESS))
+def test_a_flipped_byte_is_caught_by_the_codecs_own_checks(codec):
+    whole = ZSTD_WITH_CHECKSUM if codec == "zstd" else COMPRESS[codec](text(lines_of(200)))
+    assert decompressed(whole).count(b"\n") > 0
+    broken = bytearray(whole)
+    broken[len(broken) // 2] ^= 0x55
+
+    with pytest.raises(Unreadable, match=f"^{codec}: "):
+        decompressed(bytes(broken))
 
 
 @pytest.fixture()
@@ -181,21 +253,28 @@ def test_an_unreadable_parquet_file_is_a_source_error_naming_the_day(spark, tmp_
         read(spark, tmp_path, format="parquet")
 
 
-def test_the_gzip_check_streams_objects_from_s3_and_names_the_broken_one(moto_server):
+def test_a_file_task_streams_each_codec_from_s3_and_names_the_broken_object(moto_server):
     from spark_app.config import S3Config
-    from spark_app.events.files import check_gzip_file, s3_client
+    from spark_app.events.files import s3_client
+    from spark_app.events.parse import DayWindow
 
     at_moto = S3Config(endpoint_url=moto_server.endpoint_url, path_style_access=True)
     s3 = s3_client(at_moto)
-    s3.create_bucket(Bucket="gz-check")
-    whole = gz(lines_of(50))
-    s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/good.json.gz", Body=whole)
-    s3.put_object(Bucket="gz-check", Key="events/dt=2026-11-19/cut.json.gz", Body=whole[: len(whole) // 2])
+    s3.create_bucket(Bucket="codec-check")
+    folder = "events/dt=2024-03-10"
+    for codec, compress in COMPRESS.items():
+        whole = compress(text(lines_of(300, prefix=codec)))
+        two_streams = whole + compress(text(lines_of(2)))
+        s3.put_object(Bucket="codec-check", Key=f"{folder}/good-{codec}", Body=two_streams)
+        s3.put_object(Bucket="codec-check", Key=f"{folder}/cut-{codec}", Body=whole[: len(whole) // 2])
+    spec = ScanSpec("json", DayWindow.of(DAY, NOW, 60, ["product_view"]), s3=at_moto)
 
-    good = check_gzip_file("s3://gz-check/events/dt=2026-11-19/good.json.gz", at_moto)
-    cut = check_gzip_file("s3://gz-check/events/dt=2026-11-19/cut.json.gz", at_moto)
-    gone = check_gzip_file("s3://gz-check/events/dt=2026-11-19/missing.json.gz", at_moto)
+    def report(name):
+        outputs = file_outputs(f"s3://codec-check/{folder}/{name}", spec)
+        (row,) = [json.loads(item) for kind, item in outputs if kind == "report"]
+        return row
 
-    assert good == ("s3://gz-check/events/dt=2026-11-19/good.json.gz", None)
-    assert "EOFError" in cut[1]
-    assert "NoSuchKey" in gone[1]
+    for codec in COMPRESS:
+        assert report(f"good-{codec}")["lines"] == 302
+        assert report(f"cut-{codec}")["problem"].startswith(f"{codec}: ")
+    assert "NoSuchKey" in report("missing")["problem"]

@@ -6,9 +6,11 @@ The numbers in the test names are the review's items. Day D is 2024-03-10; `now`
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -123,18 +125,34 @@ def test_5_product_ids_over_1024_utf8_bytes_are_rejected_and_1024_bytes_pass(spa
 
 
 def test_6_compression_is_told_by_magic_bytes_not_by_the_name(spark, tmp_path):
-    put(tmp_path, "part-5.json.gz", gzip.compress(text([event(f"a{i}") for i in range(100)])))
-    put(tmp_path, "part-6.json.GZ", gzip.compress(text([event(f"b{i}") for i in range(100)])))
-    put(tmp_path, "part-7.json", gzip.compress(text([event(f"c{i}") for i in range(100)])))
-    zstd = put(tmp_path, "part-8.json", b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4)
+    def lines(prefix, n=100):
+        return text([event(f"{prefix}{i}") for i in range(n)])
+
+    def zst(data):
+        return pa.Codec("zstd").compress(data, asbytes=True)
+    put(tmp_path, "part-5.json.gz", gzip.compress(lines("a")))
+    put(tmp_path, "part-6.json.GZ", gzip.compress(lines("b")))
+    put(tmp_path, "part-7.json", gzip.compress(lines("c")))
+    put(tmp_path, "part-8.json.gz", bz2.compress(lines("d")))  # the name says gzip, the bytes bzip2
+    put(tmp_path, "part-9.json.bz2", bz2.compress(lines("e", 60)) + bz2.compress(lines("f", 40)))
+    put(tmp_path, "part-10.json.zst", zst(lines("g", 70)) + zst(lines("h", 30)))
+    put(tmp_path, "part-11.json.gz", gzip.compress(lines("i", 50)) + gzip.compress(lines("j", 50)))
+    cut_bz2, cut_zst = bz2.compress(lines("x", 3000)), zst(lines("y", 3000))
+    broken = [
+        put(tmp_path, "part-12.json", b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4),  # zstd magic, then noise
+        put(tmp_path, "part-13.json.bz2", cut_bz2[: len(cut_bz2) // 2]),  # an upload cut short
+        put(tmp_path, "part-14.json.zst", cut_zst[: len(cut_zst) // 2]),  # likewise
+        put(tmp_path, "part-15.json.xz", lzma.compress(lines("z"))),  # a codec the job does not read
+    ]
 
     result = read(spark, tmp_path)
 
-    assert result.counts["in_day"] == 300
+    assert result.counts["in_day"] == 700
     assert result.counts["rejected"] == 0
-    assert [p.rsplit("/", 1)[-1] for p in result.corrupt_files] == ["part-8.json"]  # a binary file: no lines
+    assert {r["event_id"][0] for r in result.events.collect()} == set("abcdefghij")
+    assert sorted(p.rsplit("/", 1)[-1] for p in result.corrupt_files) == sorted(p.name for p in broken)
     assert result.bad_share == pytest.approx(
-        zstd.stat().st_size / sum(p.stat().st_size for p in tmp_path.glob("dt=*/*"))
+        sum(p.stat().st_size for p in broken) / sum(p.stat().st_size for p in tmp_path.glob("dt=*/*"))
     )
 
 

@@ -12,19 +12,22 @@ its IAM users (`tests.support.s3.require_credentials`).
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import json
 import os
 import uuid
 from datetime import date, datetime, timezone
 
+import pyarrow as pa
 import pytest
 
 from spark_app.config import EventsConfig, S3Config, config_from_mapping, load_config
 from spark_app.errors import DataNotReady, SourceError
 from spark_app.events.availability import check_day_available
-from spark_app.events.files import check_gzip_file
+from spark_app.events.parse import DayWindow
 from spark_app.events.read import read_day_events
+from spark_app.events.scan import ScanSpec, file_outputs
 from spark_app.local.s3_upload import ensure_bucket, upload_tree
 from spark_app.local.servers import LocalMoto, free_port
 from spark_app.session import s3a_conf
@@ -146,6 +149,57 @@ def test_a_corrupt_object_over_the_bad_share_limit_fails_the_day_naming_it_as_lo
     ).replace(str(tmp), "ROOT")
 
 
+def compressed_day(root):
+    """dt=D in every codec the job reads, several streams per file, and two uploads cut short."""
+    def zst(data):
+        return pa.Codec("zstd").compress(data, asbytes=True)
+
+    folder = root / f"dt={DAY}"
+    folder.mkdir(parents=True)
+
+    def lines(prefix, n):
+        return "".join(event(f"{prefix}{i}") + "\n" for i in range(n)).encode()
+
+    files = {
+        "part-0.json.gz": gzip.compress(lines("g", 30)) + gzip.compress(lines("h", 20)),  # two members
+        "part-1.json.gz": bz2.compress(lines("b", 25)),  # named gzip, holds bzip2
+        "part-2.json.bz2": bz2.compress(lines("c", 10)) + bz2.compress(lines("d", 15)),  # two streams
+        "part-3.json.zst": zst(lines("z", 40)) + zst(lines("y", 5)),  # two frames
+        "part-4.json.bz2": bz2.compress(lines("t", 3000)),
+        "part-5.json.zst": zst(lines("u", 3000)),
+    }
+    for name, content in files.items():
+        cut = name in ("part-4.json.bz2", "part-5.json.zst")
+        (folder / name).write_bytes(content[: len(content) // 2] if cut else content)
+    (root / f"dt={date(2024, 3, 11)}").mkdir()
+
+
+def test_every_codec_is_read_from_s3_as_from_local_files_and_cut_uploads_are_named(
+    spark, tmp_path, at_moto
+):
+    compressed_day(tmp_path / "events")
+    bucket = f"codecs-{uuid.uuid4().hex[:10]}"
+    client = s3_support.client(at_moto.endpoint_url)
+    ensure_bucket(client, bucket)
+    upload_tree(client, tmp_path / "events", f"s3://{bucket}/events")
+
+    local = read(spark, str(tmp_path / "events"), str(tmp_path / "quarantine"), max_bad_share=0.99)
+    remote = read(spark, f"s3://{bucket}/events", f"s3://{bucket}/quarantine", s3=at_moto, max_bad_share=0.99)
+
+    assert remote.counts == local.counts
+    assert (remote.counts["lines_read"], remote.counts["in_day"], remote.counts["rejected"]) == (145, 145, 0)
+    assert sorted(remote.events.collect()) == sorted(local.events.collect())
+    assert {r["event_id"][0] for r in remote.events.collect()} == set("ghbcdzy")
+    assert [relative(p) for p in remote.corrupt_files] == [relative(p) for p in local.corrupt_files]
+    assert [relative(p) for p in remote.corrupt_files] == [
+        f"events/dt={DAY}/part-4.json.bz2",
+        f"events/dt={DAY}/part-5.json.zst",
+    ]
+    assert remote.bad_share == pytest.approx(local.bad_share)
+    local.release()
+    remote.release()
+
+
 def test_a_missing_day_prefix_is_not_ready(spark, same_day, at_moto):
     _, s3_root, _ = same_day
     cfg = EventsConfig(path=f"{s3_root}/events")
@@ -243,12 +297,19 @@ def test_right_credentials_are_accepted_and_a_wrong_secret_is_a_clear_error_with
 def test_an_object_the_store_refuses_is_reported_like_a_corrupt_file(locked):
     server, _, _ = locked  # this process holds the dummy keys of conftest, unknown to the server
     path = f"s3://locked/events/dt={DAY}/part-0.json.gz"
+    window = DayWindow.of(DAY, NOW, 60, ["product_view"])
+    spec = ScanSpec("json", window, s3=s3_support.s3_config(server.endpoint_url))
 
-    assert check_gzip_file(path, s3_support.s3_config(server.endpoint_url)) == (
-        path,
-        "cannot open: ClientError: An error occurred (InvalidAccessKeyId) when calling the GetObject "
-        "operation: The AWS Access Key Id you provided does not exist in our records.",
-    )
+    assert [(kind, json.loads(item)) for kind, item in file_outputs(path, spec)] == [
+        (
+            "report",
+            {
+                "path": path,
+                "problem": "cannot open: ClientError: An error occurred (InvalidAccessKeyId) when calling "
+                "the GetObject operation: The AWS Access Key Id you provided does not exist in our records.",
+            },
+        )
+    ]
 
 
 def test_the_read_refused_by_the_store_is_a_source_error_naming_the_folder_without_the_secret(

@@ -4,6 +4,7 @@
         page = browser.open(Path("report.html").resolve().as_uri())
         page.evaluate("document.querySelectorAll('svg').length")
         page.screenshot(Path("shot.png"))
+        png_size(Path("shot.png"))  # (width, height) of a screenshot
         page.requests  # every URL the page asked for (Network.requestWillBeSent)
 
 Chromium is started with `--remote-debugging-pipe`: it reads commands from fd 3 and writes
@@ -19,11 +20,12 @@ import fcntl
 import json
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 FLAGS = [
     "--headless",
@@ -38,6 +40,14 @@ FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--remote-debugging-pipe",
 ]
+
+
+def png_size(path: Path) -> Tuple[int, int]:
+    """(width, height) in pixels, from the PNG's header chunk."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
 
 
 def chromium_binary() -> Optional[str]:
@@ -139,10 +149,20 @@ class Chromium:
 
     # ------------------------------------------------------------------ pages
 
-    def open(self, url: str) -> Page:
+    def open(self, url: str, width: Optional[int] = None, height: int = 900) -> Page:
+        """The page at `url`; with `width`, laid out in a window of width x height CSS px.
+
+        Headless Chromium will not make its window narrower than 500 px, so a phone's width is set
+        by the protocol's device metrics (what DevTools' device toolbar does), at one pixel per CSS px,
+        scrollbars overlaid as on a phone (they take no width from the page).
+        """
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         page = Page(self, session)
+        if width is not None:
+            metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            self.send("Emulation.setDeviceMetricsOverride", metrics, session=session)
+            self.send("Emulation.setScrollbarsHidden", {"hidden": True}, session=session)
         self.send("Network.enable", session=session)
         self.send("Page.enable", session=session)
         self.send("Page.navigate", {"url": url}, session=session)
