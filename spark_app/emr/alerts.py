@@ -16,10 +16,8 @@ here (with the request launches use) when no launch has created it yet.
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -28,6 +26,7 @@ from spark_app.alerts_config import AlertsConfig, markers_uri
 from spark_app.config import Config, EmrConfig
 from spark_app.emr import alert_handler
 from spark_app.emr.launch import bootstrap_actions, emr_section, log_uri
+from spark_app.emr.packaging import reproducible_zip
 from spark_app.emr.schedule import TRUST_POLICY, _code, _permission_ids
 from spark_app.errors import ConfigError
 from spark_app.s3_uri import split_s3_uri
@@ -145,14 +144,7 @@ def handler_zip() -> bytes:
     """The Lambda's code: alert_handler and what it imports inside empty packages, reproducibly zipped."""
     files = [("spark_app/__init__.py", b""), ("spark_app/emr/__init__.py", b"")]
     files += [(name, (_ROOT / name).read_bytes()) for name in LAMBDA_FILES]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type, info.create_system = zipfile.ZIP_DEFLATED, 3
-            info.external_attr = 0o100644 << 16
-            zf.writestr(info, data)
-    return buf.getvalue()
+    return reproducible_zip(sorted(files))
 
 
 def function_settings(cfg: Config, settings: alert_handler.Settings, role: str) -> Dict[str, Any]:
