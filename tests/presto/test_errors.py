@@ -1,8 +1,9 @@
 """Every way the Presto source can fail ends in one clear error, raised before anything is written.
 
-The failures come from a real Trino server (the session's `trino` fixture, or one of its own
-where the test stops it): a missing table, a missing column, columns of the wrong type, a bucket
-whose rows break a cast on the executor, a server killed between pages.
+The failures come from the session's real Trino server (`trino` fixture): a missing table, a
+missing column, columns of the wrong type, a bucket whose rows break a cast on the executor;
+none of them is retried. A port where nothing listens is retried, then given up. One test
+kills a server of its own between pages.
 """
 
 from __future__ import annotations
@@ -49,22 +50,29 @@ def cfg_for(port: int, **overrides) -> PrestoConfig:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_unreachable_server_names_host_port_and_probable_cause(spark, mode):
-    port = free_port()  # nothing listens there
+def test_an_unreachable_server_is_retried_then_given_up_naming_host_port_and_cause(spark, retries, mode):
+    port = free_port()  # nothing listens there: every attempt is refused
+    cfg = cfg_for(port, mode=mode, retry_attempts=3, retry_backoff_seconds=0.01)
     with pytest.raises(SourceError) as err:
-        read_presto_views(spark, cfg_for(port, mode=mode), DAY)
+        read_presto_views(spark, cfg, DAY)
     message = str(err.value)
     assert f"127.0.0.1:{port}" in message
     assert "unreachable" in message and "wrong host/port" in message
+    assert message.endswith("gave up after 3 attempt(s) (CONNECTION_REFUSED)")
+    assert err.value.exit_code == 7
+    assert retries() == ["CONNECTION_REFUSED", "CONNECTION_REFUSED"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_missing_table_carries_trinos_message_and_exit_code_7(spark, error_tables, mode):
+def test_a_missing_table_carries_trinos_message_and_exit_code_7_without_a_retry(
+    spark, error_tables, retries, mode
+):
     with pytest.raises(SourceError) as err:
         read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="no_such_table"), DAY)
     message = str(err.value)
     assert "query failed (TABLE_NOT_FOUND, USER_ERROR)" in message
     assert "hive.default.no_such_table" in message
+    assert "gave up" not in message and retries() == []
     assert err.value.exit_code == 7
 
 
@@ -78,10 +86,11 @@ def test_a_missing_column_carries_trinos_message(spark, error_tables, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_result_of_the_wrong_types_is_refused(spark, error_tables, mode):
+def test_result_of_the_wrong_types_is_refused_without_a_retry(spark, error_tables, retries, mode):
     with pytest.raises(SourceError) as err:
         read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="errors_text_ids"), DAY)
     assert "advertiser_id is varchar (expected one of ['bigint'" in str(err.value)
+    assert retries() == []
 
 
 def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, trino, tmp_path):
