@@ -2,14 +2,13 @@
 
 The failures come from the session's real Trino server (`trino` fixture): a missing table, a
 missing column, columns of the wrong type, a bucket whose rows break a cast on the executor;
-none of them is retried. A port where nothing listens is retried, then given up. One test
-kills a server of its own between pages.
+none of them is retried. A port where nothing listens is retried, then given up.
+(A server killed between pages, and restarted: test_retry.py.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 
 import pytest
@@ -18,7 +17,7 @@ from spark_app.config import PrestoConfig
 from spark_app.errors import ConfigError, SourceError
 from spark_app.local.servers import free_port
 from spark_app.presto.read import read_presto_views
-from tests.support.trino import LocalTrino, load_event_day
+from tests.support.trino import load_event_day
 
 DAY = date(2026, 11, 19)
 MODES = ["driver", "parallel"]
@@ -109,38 +108,6 @@ def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, trino, tm
     assert "query failed (INVALID_CAST_ARGUMENT, USER_ERROR)" in message
     assert "'x7'" in message
     assert "bucket" in message and "of 2" in message
-
-
-def test_a_server_killed_between_pages_fails_the_read_and_stages_nothing(spark, tmp_path):
-    """A Trino of its own, killed (SIGKILL) after the driver staged the first page of a result
-    too large for one HTTP response."""
-    try:
-        server = LocalTrino()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    staging = tmp_path / "staging"
-    with server:
-        server.query(
-            "CREATE TABLE hive.default.big WITH (format = 'ORC', partitioned_by = ARRAY['dt']) AS "
-            "SELECT 'e' || CAST(n AS varchar) AS event_id, 'product_view' AS event_type, "
-            "TIMESTAMP '2026-11-19 12:00:00.000' AS ts, CAST(n % 100 + 1 AS bigint) AS advertiser_id, "
-            "'p-' || CAST(n AS varchar) || rpad('', 200, 'x') AS product_id, '2026-11-19' AS dt "
-            "FROM (SELECT i * 1000 + j AS n FROM UNNEST(sequence(0, 99)) AS a(i) "
-            "CROSS JOIN UNNEST(sequence(0, 999)) AS b(j))"
-        )
-
-        def kill_after_the_first_page(number, rows):
-            if number == 1:
-                os.killpg(server.process.pid, 9)
-                server.process.wait(30)
-
-        cfg = cfg_for(server.port, mode="driver", table="big", page_size=100, staging_dir=str(staging),
-                      request_timeout_seconds=10)
-        with pytest.raises(SourceError) as err:
-            read_presto_views(spark, cfg, DAY, on_page=kill_after_the_first_page)
-    message = str(err.value)
-    assert f"127.0.0.1:{server.port}" in message and "unreachable" in message
-    assert not [f for f in staging.rglob("*.parquet")]  # the staged page is discarded
 
 
 def test_identifiers_from_config_must_be_plain(spark):
