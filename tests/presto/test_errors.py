@@ -120,3 +120,13 @@ def test_a_missing_password_variable_is_a_config_error(spark, monkeypatch):
     cfg = cfg_for(free_port(), http_scheme="https", password_env="PRESTO_UNSET_PASSWORD")
     with pytest.raises(ConfigError, match="PRESTO_UNSET_PASSWORD is not set"):
         read_presto_views(spark, cfg, DAY)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(retry_attempts=0), "presto.retry_attempts: must be at least 1"),
+    (dict(retry_backoff_seconds=-1.0), "presto.retry_backoff_seconds: must not be negative"),
+    (dict(retry_backoff_seconds=5.0, retry_max_backoff_seconds=1.0), "presto.retry_max_backoff_seconds"),
+])
+def test_retry_settings_out_of_range_are_a_config_error(spark, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        read_presto_views(spark, cfg_for(free_port(), **setting), DAY)
