@@ -75,6 +75,11 @@ class PrestoConfig:
     page_size: int = 10000
     request_timeout_seconds: float = 300.0
     verify_tls: bool = True
+    # Transient answers (NO_NODES_AVAILABLE, SERVER_STARTING_UP, HTTP 502/503/504, connection
+    # refused): tries of a query in all, first pause, longest pause (doubling); about 3 min in all.
+    retry_attempts: int = 8
+    retry_backoff_seconds: float = 2.0
+    retry_max_backoff_seconds: float = 60.0
     # Where the result is staged as Parquet for the executors; required on a cluster
     # (s3://bucket/prefix or hdfs:///path); default on a local master: a temp dir.
     staging_dir: Optional[str] = None

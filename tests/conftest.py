@@ -73,10 +73,12 @@ def pg_url(pg_server, request):
 
 @pytest.fixture(scope="session")
 def trino():
-    from tests.support.trino import LocalTrino
+    """The run's one Trino JVM: plain HTTP for most tests, HTTPS with passwords and JWTs for
+    tests/presto/test_auth.py; tests/presto/test_retry.py kills and restarts it."""
+    from tests.support.trino import AUTH_JWT_SECRET, AUTH_USERS, LocalTrino
 
     try:
-        server = LocalTrino()
+        server = LocalTrino(tls=True, users=AUTH_USERS, jwt_secret=AUTH_JWT_SECRET)
     except FileNotFoundError as e:  # a missing install step, never a skip: `make test` runs `make trino`
         pytest.fail(f"{e}; run `make trino` (make test does)")
     with server:

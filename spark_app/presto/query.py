@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from spark_app.config import PrestoConfig
 from spark_app.errors import ConfigError, SourceError
 from spark_app.names import IDENTIFIER_RULE, is_plain_identifier
+from spark_app.presto.retry import RetryPolicy, http_status
 
 VIEW_EVENT_TYPE = "product_view"
 RESULT_COLUMNS = ("advertiser_id", "product_id", "view_count")
@@ -104,6 +105,7 @@ class PrestoEndpoint:
     request_timeout: float
     password: Optional[str] = field(default=None, repr=False)
     jwt: Optional[str] = field(default=None, repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def address(self) -> str:
@@ -126,6 +128,7 @@ def endpoint_from_config(cfg: PrestoConfig) -> PrestoEndpoint:
         request_timeout=cfg.request_timeout_seconds,
         password=_secret_from_env(cfg.password_env, "password_env"),
         jwt=_secret_from_env(cfg.jwt_env, "jwt_env"),
+        retry=RetryPolicy(cfg.retry_attempts, cfg.retry_backoff_seconds, cfg.retry_max_backoff_seconds),
     )
 
 
@@ -164,6 +167,22 @@ def connect(ep: PrestoEndpoint):
     )
 
 
+def forget_statement_protocol(ep: PrestoEndpoint) -> None:
+    """Make the trino client ask the server again whether it has EXECUTE IMMEDIATE.
+
+    The client tries `EXECUTE IMMEDIATE 'SELECT 1'` once per host:port and keeps the verdict
+    for an hour; a try that met a restarting coordinator would pin the legacy PREPARE path.
+    Called before each retry; a client without that cache is left alone.
+    """
+    import trino.dbapi
+
+    cache = getattr(trino.dbapi, "must_use_legacy_prepared_statements", None)
+    entries, lock = getattr(cache, "cache", None), getattr(cache, "lock", None)
+    if isinstance(entries, dict) and lock is not None:
+        with lock:
+            entries.pop((ep.host, ep.port), None)
+
+
 def _http_session(verify: bool):
     """A requests session that keeps `verify=False` even when REQUESTS_CA_BUNDLE is set.
 
@@ -191,7 +210,7 @@ def describe_failure(exc: BaseException, ep: PrestoEndpoint, what: str) -> str:
     where = f"Presto at {ep.http_scheme}://{ep.address}, {what}"
     if isinstance(exc, tx.TrinoQueryError):
         msg = f"{where}: query failed ({exc.error_name}, {exc.error_type}): {exc.message}"
-    elif isinstance(exc, tx.HttpError) and str(exc).startswith("error 401"):
+    elif http_status(exc) == 401:
         msg = (
             f"{where}: authentication refused for user {ep.user!r} (HTTP 401); "
             "check the password or JWT in the configured environment variable"

@@ -12,6 +12,11 @@ Two modes (`presto.mode`):
 Either way the result is staged as Parquet before `read_presto_views` returns: every later
 action reads the same rows (no second trip to Presto on re-evaluation or task retry), and
 every Presto failure surfaces here as a `SourceError`, before any sink has written.
+
+Transient answers (`NO_NODES_AVAILABLE`, `SERVER_STARTING_UP`, HTTP 502/503/504, a refused
+connection) are retried with backoff (`presto.retry_*`, spark_app/presto/retry.py), in both
+modes: the driver's query and probe, and each bucket's query on its executor. Only a query
+that has not yet handed over a row is run again, so no row is ever staged twice.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import date
 from typing import Any, Callable, Iterator, List, Optional
 
@@ -36,10 +41,12 @@ from spark_app.presto.query import (
     connect,
     describe_failure,
     endpoint_from_config,
+    forget_statement_protocol,
     schema_probe,
     table_name,
     views_query,
 )
+from spark_app.presto.retry import run_with_retries
 
 log = logging.getLogger(__name__)
 
@@ -188,21 +195,22 @@ def _stage_from_executors(
 
 
 def _probe(ep: PrestoEndpoint, sql: str, params: List[Any], what: str) -> None:
-    conn = None
-    try:
-        conn = connect(ep)
-        cursor = conn.cursor()
-        cursor.execute(sql, params)
-        cursor.fetchall()
-        check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
-    except SourceError:
-        raise
-    except Exception as exc:
-        raise SourceError(describe_failure(exc, ep, what)) from None
-    finally:
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+    def attempt() -> None:
+        with _closing(connect(ep)) as conn:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            cursor.fetchall()
+            check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
+
+    _retrying(ep, what, attempt)
+
+
+def _retrying(ep: PrestoEndpoint, what: str, attempt):
+    """attempt() with the endpoint's retry policy; failures described as every SourceError here."""
+    return run_with_retries(
+        attempt, ep.retry, f"at {ep.address}, {what}", lambda exc: describe_failure(exc, ep, what),
+        before_retry=lambda: forget_statement_protocol(ep),
+    )
 
 
 def fetch_buckets(ep: PrestoEndpoint, sql: str, params: List[Any], buckets: int, page_size: int, batches):
@@ -240,23 +248,45 @@ def query_pages(ep: PrestoEndpoint, sql: str, params: List[Any], page_size: int,
     """The result of one query, `page_size` rows at a time, on a connection of its own.
 
     The result's columns are checked before the first page; any failure of the query is a
-    SourceError naming `what` (the day, or a bucket) and the probable cause.
+    SourceError naming `what` (the day, or a bucket) and the probable cause. A transient
+    failure (spark_app/presto/retry.py) is retried as `ep.retry` allows, by running the whole
+    query again, until its first page is in hand: once a row has left this generator a failure
+    is final (a second run would hand those rows over twice).
     """
-    conn = None
-    try:
+
+    def first_page():
         conn = connect(ep)
-        cursor = conn.cursor()
-        cursor.execute(sql, params)
-        check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
-        yield from iter_pages(cursor, page_size)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            check_result_columns(cursor.description, f"Presto at {ep.address}, {what}")
+            return conn, cursor, cursor.fetchmany(page_size)
+        except BaseException:
+            with suppress(Exception):
+                conn.close()
+            raise
+
+    conn, cursor, rows = _retrying(ep, what, first_page)
+    try:
+        if rows:
+            yield rows
+            yield from iter_pages(cursor, page_size)
     except SourceError:
         raise
     except Exception as exc:  # the trino client raises several unrelated types
         raise SourceError(describe_failure(exc, ep, what)) from None
     finally:
-        if conn is not None:
-            with suppress(Exception):
-                conn.close()
+        with suppress(Exception):
+            conn.close()
+
+
+@contextmanager
+def _closing(conn):
+    try:
+        yield conn
+    finally:
+        with suppress(Exception):
+            conn.close()
 
 
 def iter_pages(cursor, page_size: int) -> Iterator[List[Any]]:

@@ -1,8 +1,9 @@
 """Basic auth over TLS, and JWT, against a real Trino server with a password file and HTTPS.
 
-The server (one for this module) has a self-signed certificate, a PBKDF2 password file and an
-HS256 JWT key (tests/support/trino.py). The password is checked never to show up in an error,
-the driver's log, Spark's configuration or the server's log.
+The session's server (`trino` fixture) serves HTTPS beside plain HTTP, with a self-signed
+certificate, a PBKDF2 password file and an HS256 JWT key (tests/support/trino.py): no second
+JVM for these tests. The password is checked never to show up in an error, the driver's log,
+Spark's configuration or the server's log.
 """
 
 from __future__ import annotations
@@ -16,25 +17,21 @@ import pytest
 from spark_app.config import PrestoConfig
 from spark_app.errors import SourceError
 from spark_app.presto.read import read_presto_views
-from tests.support.trino import LocalTrino, hs256_jwt, load_event_day
+from tests.support.trino import AUTH_JWT_SECRET, AUTH_USERS, LocalTrino, hs256_jwt, load_event_day
 
 DAY = date(2026, 11, 19)
 MODES = ["driver", "parallel"]
-PASSWORD = "s3cret-pw-\u00e9-%41"
-JWT_SECRET = b"a-jwt-signing-key-of-at-least-32-bytes!!"
+PASSWORD = AUTH_USERS["etl"]
+JWT_SECRET = AUTH_JWT_SECRET
 
 
 @pytest.fixture(scope="module")
-def secure_trino(tmp_path_factory):
-    try:
-        server = LocalTrino(tls=True, users={"etl": PASSWORD}, jwt_secret=JWT_SECRET)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+def secure_trino(trino, tmp_path_factory):
+    """The session's server with the day as hive.default.auth_events."""
     line = json.dumps({"event_id": "e1", "event_type": "product_view", "ts": "2026-11-19T08:00:00Z",
                        "advertiser_id": 1, "product_id": "p1"})
-    with server:
-        load_event_day(server, tmp_path_factory.mktemp("auth_day"), "events", {"2026-11-19": [line, line]})
-        yield server
+    load_event_day(trino, tmp_path_factory.mktemp("auth_day"), "auth_events", {"2026-11-19": [line, line]})
+    return trino
 
 
 def cfg_for(server: LocalTrino, monkeypatch, mode: str, **overrides) -> PrestoConfig:
@@ -43,7 +40,7 @@ def cfg_for(server: LocalTrino, monkeypatch, mode: str, **overrides) -> PrestoCo
     skip the check."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.cert_path))
     settings = dict(host="127.0.0.1", port=server.https_port, http_scheme="https", user="etl", mode=mode,
-                    buckets=2, verify_tls=mode == "driver")
+                    buckets=2, verify_tls=mode == "driver", table="auth_events")
     settings.update(overrides)
     return PrestoConfig(**settings)
 

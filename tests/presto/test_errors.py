@@ -1,14 +1,14 @@
 """Every way the Presto source can fail ends in one clear error, raised before anything is written.
 
-The failures come from a real Trino server (the session's `trino` fixture, or one of its own
-where the test stops it): a missing table, a missing column, columns of the wrong type, a bucket
-whose rows break a cast on the executor, a server killed between pages.
+The failures come from the session's real Trino server (`trino` fixture): a missing table, a
+missing column, columns of the wrong type, a bucket whose rows break a cast on the executor;
+none of them is retried. A port where nothing listens is retried, then given up.
+(A server killed between pages, and restarted: test_retry.py.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 from datetime import date
 
 import pytest
@@ -17,7 +17,7 @@ from spark_app.config import PrestoConfig
 from spark_app.errors import ConfigError, SourceError
 from spark_app.local.servers import free_port
 from spark_app.presto.read import read_presto_views
-from tests.support.trino import LocalTrino, load_event_day
+from tests.support.trino import load_event_day
 
 DAY = date(2026, 11, 19)
 MODES = ["driver", "parallel"]
@@ -49,22 +49,29 @@ def cfg_for(port: int, **overrides) -> PrestoConfig:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_unreachable_server_names_host_port_and_probable_cause(spark, mode):
-    port = free_port()  # nothing listens there
+def test_an_unreachable_server_is_retried_then_given_up_naming_host_port_and_cause(spark, retries, mode):
+    port = free_port()  # nothing listens there: every attempt is refused
+    cfg = cfg_for(port, mode=mode, retry_attempts=3, retry_backoff_seconds=0.01)
     with pytest.raises(SourceError) as err:
-        read_presto_views(spark, cfg_for(port, mode=mode), DAY)
+        read_presto_views(spark, cfg, DAY)
     message = str(err.value)
     assert f"127.0.0.1:{port}" in message
     assert "unreachable" in message and "wrong host/port" in message
+    assert message.endswith("gave up after 3 attempt(s) (CONNECTION_REFUSED)")
+    assert err.value.exit_code == 7
+    assert retries() == ["CONNECTION_REFUSED", "CONNECTION_REFUSED"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_a_missing_table_carries_trinos_message_and_exit_code_7(spark, error_tables, mode):
+def test_a_missing_table_carries_trinos_message_and_exit_code_7_without_a_retry(
+    spark, error_tables, retries, mode
+):
     with pytest.raises(SourceError) as err:
         read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="no_such_table"), DAY)
     message = str(err.value)
     assert "query failed (TABLE_NOT_FOUND, USER_ERROR)" in message
     assert "hive.default.no_such_table" in message
+    assert "gave up" not in message and retries() == []
     assert err.value.exit_code == 7
 
 
@@ -78,10 +85,11 @@ def test_a_missing_column_carries_trinos_message(spark, error_tables, mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_result_of_the_wrong_types_is_refused(spark, error_tables, mode):
+def test_result_of_the_wrong_types_is_refused_without_a_retry(spark, error_tables, retries, mode):
     with pytest.raises(SourceError) as err:
         read_presto_views(spark, cfg_for(error_tables.port, mode=mode, table="errors_text_ids"), DAY)
     assert "advertiser_id is varchar (expected one of ['bigint'" in str(err.value)
+    assert retries() == []
 
 
 def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, trino, tmp_path):
@@ -102,38 +110,6 @@ def test_a_bucket_failing_on_an_executor_becomes_a_source_error(spark, trino, tm
     assert "bucket" in message and "of 2" in message
 
 
-def test_a_server_killed_between_pages_fails_the_read_and_stages_nothing(spark, tmp_path):
-    """A Trino of its own, killed (SIGKILL) after the driver staged the first page of a result
-    too large for one HTTP response."""
-    try:
-        server = LocalTrino()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    staging = tmp_path / "staging"
-    with server:
-        server.query(
-            "CREATE TABLE hive.default.big WITH (format = 'ORC', partitioned_by = ARRAY['dt']) AS "
-            "SELECT 'e' || CAST(n AS varchar) AS event_id, 'product_view' AS event_type, "
-            "TIMESTAMP '2026-11-19 12:00:00.000' AS ts, CAST(n % 100 + 1 AS bigint) AS advertiser_id, "
-            "'p-' || CAST(n AS varchar) || rpad('', 200, 'x') AS product_id, '2026-11-19' AS dt "
-            "FROM (SELECT i * 1000 + j AS n FROM UNNEST(sequence(0, 99)) AS a(i) "
-            "CROSS JOIN UNNEST(sequence(0, 999)) AS b(j))"
-        )
-
-        def kill_after_the_first_page(number, rows):
-            if number == 1:
-                os.killpg(server.process.pid, 9)
-                server.process.wait(30)
-
-        cfg = cfg_for(server.port, mode="driver", table="big", page_size=100, staging_dir=str(staging),
-                      request_timeout_seconds=10)
-        with pytest.raises(SourceError) as err:
-            read_presto_views(spark, cfg, DAY, on_page=kill_after_the_first_page)
-    message = str(err.value)
-    assert f"127.0.0.1:{server.port}" in message and "unreachable" in message
-    assert not [f for f in staging.rglob("*.parquet")]  # the staged page is discarded
-
-
 def test_identifiers_from_config_must_be_plain(spark):
     with pytest.raises(ConfigError, match="presto.table: not a plain identifier"):
         read_presto_views(spark, cfg_for(free_port(), table='events" --'), DAY)
@@ -144,3 +120,13 @@ def test_a_missing_password_variable_is_a_config_error(spark, monkeypatch):
     cfg = cfg_for(free_port(), http_scheme="https", password_env="PRESTO_UNSET_PASSWORD")
     with pytest.raises(ConfigError, match="PRESTO_UNSET_PASSWORD is not set"):
         read_presto_views(spark, cfg, DAY)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (dict(retry_attempts=0), "presto.retry_attempts: must be at least 1"),
+    (dict(retry_backoff_seconds=-1.0), "presto.retry_backoff_seconds: must not be negative"),
+    (dict(retry_backoff_seconds=5.0, retry_max_backoff_seconds=1.0), "presto.retry_max_backoff_seconds"),
+])
+def test_retry_settings_out_of_range_are_a_config_error(spark, setting, message):
+    with pytest.raises(ConfigError, match=message):
+        read_presto_views(spark, cfg_for(free_port(), **setting), DAY)

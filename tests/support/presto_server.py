@@ -1,7 +1,9 @@
 """A stand-in Presto coordinator: the client protocol over HTTP, DuckDB behind it.
 
-Only for what a real Trino (tests/support/trino.py) cannot be made to do on demand: today, a
-server without EXECUTE IMMEDIATE (an older Presto), so the client's PREPARE fallback runs.
+Only for what a real Trino (tests/support/trino.py) cannot be made to do on demand: a server
+without EXECUTE IMMEDIATE (an older Presto), so the client's PREPARE fallback runs; and the
+transient answers of a busy cluster (`transient_answers`: NO_NODES_AVAILABLE while workers
+restart, HTTP 502/503/504 from a load balancer in front of the coordinator).
 
 It speaks what the `trino` Python client sends and expects:
 
@@ -92,6 +94,9 @@ class PrestoTestServer:
         for shim in _SHIMS:
             self.db.execute(shim)
         self.statements: List[Statement] = []
+        # Given, in order, instead of running the next POSTed statements (the client's probe
+        # `EXECUTE IMMEDIATE 'SELECT 1'` excepted): an HTTP status, or a query error's name.
+        self.transient_answers: List[Any] = []
         self.cancelled: List[str] = []
         self._queries: Dict[str, _Query] = {}
         self._lock = threading.Lock()
@@ -256,9 +261,15 @@ class PrestoTestServer:
         body["updateType"] = update_type
         return body
 
-    def _error(self, qid: str, message: str, name: str, code: int) -> dict:
+    def transient_answer(self, text: str) -> Optional[Any]:
+        with self._lock:
+            if self.transient_answers and text.strip() != "EXECUTE IMMEDIATE 'SELECT 1'":
+                return self.transient_answers.pop(0)
+        return None
+
+    def _error(self, qid: str, message: str, name: str, code: int, kind: str = "USER_ERROR") -> dict:
         body = self._status(qid, "FAILED")
-        body["error"] = {"message": message, "errorCode": code, "errorName": name, "errorType": "USER_ERROR",
+        body["error"] = {"message": message, "errorCode": code, "errorName": name, "errorType": kind,
                          "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message}}
         return body
 
@@ -284,6 +295,13 @@ def _handler(server: PrestoTestServer):
             text = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             if self.path != "/v1/statement":
                 return self._send(404, {"message": f"no such path {self.path}"})
+            answer = server.transient_answer(text)
+            if isinstance(answer, int):
+                return self._send(answer)
+            if answer:
+                qid = f"20261120_000000_{next(server._ids):05d}_test"
+                error = server._error(qid, f"{answer} (stand-in)", answer, 65540, "INTERNAL_ERROR")
+                return self._send(200, error)
             body, extra = server.submit(text, {k: v for k, v in self.headers.items()})
             self._send(200, body, extra)
 

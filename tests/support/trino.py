@@ -3,24 +3,46 @@
 `make trino` unpacks the server and its Hive plugin into `.trino/`. `LocalTrino` writes an
 `etc/` folder in a temp dir (a free 127.0.0.1 port, a 1 GiB heap, a `hive` catalog backed by a
 file metastore and the local file system), runs `bin/launcher run` under a Java 24+ JDK and
-returns once queries really run: `/v1/info` saying `starting: false` is not enough, the first
-queries can still fail with NO_NODES_AVAILABLE, so it also waits for `SELECT 1` and for a query
-on the hive catalog. On failure it raises with the end of the server log.
+returns once queries really run, asking the server at each step, never sleeping a set time:
+`/v1/info` says `starting: false`; `system.runtime.nodes` lists the node as `active`; a table
+of the hive catalog is scanned (creating hive.default and a one-row table `trino_ready` the
+first time), which is the first thing that needs the node to serve the catalog. Until then
+any failure is retried, except a lasting one, told by its error name or HTTP status (401,
+403, PERMISSION_DENIED, a certificate that does not verify). On failure it raises with the
+end of the server log.
 
     with LocalTrino() as trino:
         create_event_tables(trino, "/data/events")   # <root>/dt=YYYY-MM-DD/part-*.json.gz
         rows = trino.query("SELECT count(*) FROM hive.default.events")
 
-With `tls=True` it serves HTTPS on a second port with a self-signed certificate and checks
-passwords from `users`, and JWTs signed (HS256) with `jwt_secret` when given (`hs256_jwt`
-makes one); the `trino` client then needs `http_scheme="https"`,
-`auth=BasicAuthentication(user, password)` and `verify=trino.cert_path`).
+Keeping the single node schedulable on a loaded machine (Trino 476). The coordinator finds
+its nodes, itself included, through the discovery service it embeds: each node re-announces
+itself every 8 s (80 % of the announcement client's 10 s delay) and the discovery store
+forgets an announcement older than `discovery.max-age`, 30 s by default. A JVM starved of
+CPU on a loaded 2-core machine can miss that window; the coordinator then sees no node, and
+every query fails with NO_NODES_AVAILABLE until the next announcement lands. The tests set
+`discovery.max-age=1h`: with one node there is nothing else to forget. The failure detector
+(`failure-detector.*`: heartbeat-interval, threshold, warmup-interval) plays no part here:
+HeartbeatFailureDetector pings every node but the one it runs on, and this node is the only
+one, so those settings are left at their defaults.
+
+`kill()` ends the JVM at once (SIGKILL) and keeps its folder; `start()` then brings the same
+server back on the same ports with its tables (the metastore lives in the folder).
+
+With `tls=True` it also serves HTTPS on a second port with a self-signed certificate and
+checks passwords from `users`, and JWTs signed (HS256) with `jwt_secret` when given
+(`hs256_jwt` makes one); the `trino` client then needs `http_scheme="https"`,
+`auth=BasicAuthentication(user, password)` and `verify=trino.cert_path`. Plain HTTP on `port`
+stays open without a password (`http-server.authentication.allow-insecure-over-http`), so one
+server serves both kinds of test: the session's server (tests/conftest.py) is such a server,
+with `AUTH_USERS` and `AUTH_JWT_SECRET`.
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import datetime
 import hashlib
 import json
@@ -28,6 +50,7 @@ import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -36,13 +59,17 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from spark_app.events.parse import EPOCH_MS, ISO_TS, POSITIVE_BIGINT
+from spark_app.presto.retry import causes, http_status
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VERSION = os.environ.get("TRINO_VERSION", "476")
 JAVA_CANDIDATES = ("/usr/lib/jvm/temurin-25-jdk-amd64", "/usr/lib/jvm/temurin-24-jdk-amd64")
 MIN_JAVA = 24
-# Errors that waiting will not cure (a wrong certificate or password): fail at once.
-_LASTING_ERRORS = ("CERTIFICATE_VERIFY_FAILED", "401", "Unauthorized", "Access Denied")
+# The users (and JWT key) of the session's server, which test_auth.py signs in with.
+AUTH_USERS = {"etl": "s3cret-pw-\u00e9-%41"}
+AUTH_JWT_SECRET = b"a-jwt-signing-key-of-at-least-32-bytes!!"
+# The one-row table whose scan tells that the node serves the hive catalog.
+READY_TABLE = "hive.default.trino_ready"
 
 
 class TrinoStartError(RuntimeError):
@@ -87,6 +114,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
     except (OSError, AttributeError):
         pass
+
+
+def is_lasting(exc: BaseException) -> bool:
+    """A failure that waiting will not cure: a refused password or user (HTTP 401 or 403,
+    PERMISSION_DENIED) or a certificate that does not verify. Told by name or status only."""
+    if http_status(exc) in (401, 403) or getattr(exc, "error_name", None) == "PERMISSION_DENIED":
+        return True
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in causes(exc))
 
 
 def free_port() -> int:
@@ -178,6 +213,7 @@ class LocalTrino:
         jwt_secret: Optional[bytes] = None,
         catalog_properties: Optional[Dict[str, Any]] = None,
         startup_timeout: float = 180.0,
+        port: int = 0,
     ) -> None:
         self.home = Path(home) if home else trino_home()
         self.java_home = Path(java_home) if java_home else find_java_home()
@@ -191,7 +227,7 @@ class LocalTrino:
         self.jwt_secret = jwt_secret if tls else None
         self.extra_catalog_properties = dict(catalog_properties or {})
         self.startup_timeout = startup_timeout
-        self.port = 0
+        self.port = port  # 0: a free port, chosen when the configuration is written
         self.https_port = 0
         self.process: Optional[subprocess.Popen] = None
         self.startup_seconds: Optional[float] = None
@@ -259,7 +295,7 @@ class LocalTrino:
         return options
 
     def write_config(self) -> None:
-        self.port = free_port()
+        self.port = self.port or free_port()
         etc = self.etc_dir
         (self.work_dir / "data").mkdir(parents=True, exist_ok=True)
         (self.work_dir / "metastore").mkdir(parents=True, exist_ok=True)
@@ -284,9 +320,11 @@ class LocalTrino:
             "catalog.config-dir": etc / "catalog",
             "plugin.dir": self.home / "plugin",
             "http-server.log.enabled": "false",
+            # The node's announcement outlives a starved JVM (see the module's docstring).
+            "discovery.max-age": "1h",
         }
         if self.tls:
-            self.https_port = free_port()
+            self.https_port = self.https_port or free_port()
             self_signed_pem(self.cert_path)
             lines = [pbkdf2_entry(user, password) + "\n" for user, password in self.users.items()]
             (etc / "password.db").write_text("".join(lines))
@@ -302,6 +340,7 @@ class LocalTrino:
                 "http-server.https.port": self.https_port,
                 "http-server.https.keystore.path": self.cert_path,
                 "http-server.authentication.type": "PASSWORD,JWT" if self.jwt_secret else "PASSWORD",
+                "http-server.authentication.allow-insecure-over-http": "true",
                 "internal-communication.shared-secret": secrets.token_urlsafe(32),
                 "password-authenticator.config-files": etc / "password-authenticator.properties",
             })
@@ -320,7 +359,8 @@ class LocalTrino:
     def start(self) -> LocalTrino:
         if self.process is not None:
             return self
-        self.write_config()
+        if not (self.etc_dir / "config.properties").exists():
+            self.write_config()  # once: a restart keeps the ports, certificate and tables
         env = dict(os.environ, JAVA_HOME=str(self.java_home))
         env["PATH"] = f"{self.java_home / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         cmd = [
@@ -343,9 +383,6 @@ class LocalTrino:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - started
-        # The file metastore starts empty: give hive.default a folder under the warehouse.
-        (self.warehouse_dir / "default").mkdir(parents=True, exist_ok=True)
-        self.query(f"CREATE SCHEMA IF NOT EXISTS hive.default WITH (location = 'local://{self.warehouse_dir}/default')")
         return self
 
     def _fail(self, why: str) -> None:
@@ -357,10 +394,7 @@ class LocalTrino:
         last_error: Any = None
         # 1. the HTTP server answers and the coordinator says it has finished starting
         while True:
-            if self.process.poll() is not None:
-                self._fail(f"exited with code {self.process.returncode}")
-            if time.monotonic() > deadline:
-                self._fail(f"did not finish starting in {self.startup_timeout:.0f}s ({last_error})")
+            self._check_alive(deadline, f"did not finish starting ({last_error})")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/info", timeout=2) as r:
                     if json.load(r).get("starting") is False:
@@ -368,21 +402,47 @@ class LocalTrino:
             except OSError as e:
                 last_error = e
             time.sleep(0.25)
-        # 2. queries run: the node is announced (else NO_NODES_AVAILABLE) and the catalog loads
-        for sql in ("SELECT 1", "SHOW SCHEMAS FROM hive"):
-            while True:
-                if self.process.poll() is not None:
-                    self._fail(f"exited with code {self.process.returncode}")
-                if time.monotonic() > deadline:
-                    self._fail(f"answers no queries after {self.startup_timeout:.0f}s: {sql}: {last_error}")
-                try:
-                    self.query(sql)
-                    break
-                except Exception as e:  # noqa: BLE001 - any failure: retry until the deadline
-                    last_error = e
-                    if any(word in str(e) for word in _LASTING_ERRORS):
-                        self._fail(f"refuses the client: {sql}: {e}")
-                    time.sleep(0.25)
+        # 2. the node is announced and active; 3. it serves the hive catalog (the file metastore
+        # starts empty: hive.default gets a folder under the warehouse); 4. HTTPS lets a user in
+        (self.warehouse_dir / "default").mkdir(parents=True, exist_ok=True)
+        self._until(deadline, "SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'",
+                    accept=lambda rows: rows[0][0] > 0)
+        self._until(deadline, "CREATE SCHEMA IF NOT EXISTS hive.default "
+                              f"WITH (location = 'local://{self.warehouse_dir}/default')")
+        self._until(deadline, f"CREATE TABLE IF NOT EXISTS {READY_TABLE} AS SELECT 1 AS ready")
+        self._until(deadline, f"SELECT count(*) FROM {READY_TABLE}", accept=lambda rows: rows == [[1]])
+        if self.tls:
+            self._until(deadline, "SELECT 1", https=True)
+
+    def _check_alive(self, deadline: float, why: str) -> None:
+        if self.process.poll() is not None:
+            self._fail(f"exited with code {self.process.returncode}")
+        if time.monotonic() > deadline:
+            self._fail(f"{why} after {self.startup_timeout:.0f}s")
+
+    def _until(self, deadline: float, sql: str, accept=lambda rows: True, https: bool = False) -> None:
+        """Run `sql` until it succeeds with rows `accept` takes; a lasting failure fails at once."""
+        last: Any = None
+        while True:
+            self._check_alive(deadline, f"answers no queries: {sql}: {last}")
+            try:
+                rows = self.query(sql, https=https)
+                if accept(rows):
+                    return
+                last = f"got {rows}"
+            except Exception as e:  # noqa: BLE001 - anything but a lasting failure: ask again
+                if is_lasting(e):
+                    self._fail(f"refuses the client: {sql}: {e}")
+                last = e
+            time.sleep(0.25)
+
+    def kill(self) -> None:
+        """End the JVM at once (SIGKILL), keeping its folder: `start()` brings it back as it was."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
+            process.wait(30)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server (SIGTERM to its process group, then SIGKILL) and remove its temp dir."""
@@ -422,10 +482,10 @@ class LocalTrino:
                 return int(line.split()[1]) * 1024
         return 0
 
-    def connection_kwargs(self, user: Optional[str] = None) -> Dict[str, Any]:
-        """Arguments for trino.dbapi.connect (and for the project's PrestoConfig)."""
+    def connection_kwargs(self, user: Optional[str] = None, https: bool = False) -> Dict[str, Any]:
+        """Arguments for trino.dbapi.connect: plain HTTP, or (`https`) HTTPS with a password."""
         kwargs: Dict[str, Any] = {"host": "127.0.0.1", "catalog": "hive", "schema": "default"}
-        if self.tls:
+        if https:
             from trino.auth import BasicAuthentication
 
             user = user or next(iter(self.users))
@@ -436,16 +496,16 @@ class LocalTrino:
         kwargs["user"] = user or "test"
         return kwargs
 
-    def connect(self, **overrides: Any):
+    def connect(self, https: bool = False, **overrides: Any):
         import trino.dbapi
 
-        kwargs = {**self.connection_kwargs(overrides.pop("user", None)), **overrides}
+        kwargs = {**self.connection_kwargs(overrides.pop("user", None), https), **overrides}
         if kwargs.get("http_scheme") == "https" and "http_session" not in kwargs:
             kwargs["http_session"] = _session_verifying(kwargs.get("verify", True))
         return trino.dbapi.connect(**kwargs)
 
-    def query(self, sql: str, params: Optional[Sequence[Any]] = None) -> List[List[Any]]:
-        conn = self.connect(request_timeout=60)
+    def query(self, sql: str, params: Optional[Sequence[Any]] = None, https: bool = False) -> List[List[Any]]:
+        conn = self.connect(https, request_timeout=60)
         try:
             cur = conn.cursor()
             cur.execute(sql, params) if params is not None else cur.execute(sql)
