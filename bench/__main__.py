@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bench.common import SIZES, BenchContext, BenchRow, format_table
 
-STAGES = ("enrich", "load", "extract", "presto", "quality", "deequ", "end_to_end", "report")
+STAGES = ("enrich", "enrich_export", "load", "extract", "presto", "quality", "deequ", "end_to_end", "report")
 TIMEOUTS = {"end_to_end": 1200.0, "presto": 1200.0}  # whole jobs / a Trino server; others DEFAULT_TIMEOUT
 DEFAULT_TIMEOUT = 480.0
 ROOT = Path(__file__).resolve().parent.parent
