@@ -14,6 +14,7 @@ An export's age is its `ExportTime` (the point in time it shows); a description 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -159,8 +160,7 @@ def wait_for_export(
         waited = clock() - start
         if status == "COMPLETED":
             log.info("DynamoDB table %s: export %s COMPLETED after %.0f s", table, arn, waited)
-            handle = _handle(d, s3_client, reused=False)
-            return ExportHandle(**{**handle.__dict__, "waited_seconds": waited})
+            return dataclasses.replace(_handle(d, s3_client, reused=False), waited_seconds=waited)
         if status == "FAILED":
             code = d.get("FailureCode") or "UNKNOWN"
             cause = _FAILURE_CAUSES.get(code, "see the failure message")
