@@ -114,15 +114,16 @@ def test_an_export_under_another_prefix_is_not_reused(catalog, bucket, moto_serv
     assert mine.arn != other.arn and mine.prefix.startswith(f"exports/{catalog}/")
 
 
-def test_manifests_written_as_aws_writes_them_are_followed(day, catalog, bucket, moto_server, s3):
+@pytest.mark.parametrize("relative", [False, True], ids=["full-keys", "keys-relative-to-the-prefix"])
+def test_manifests_written_as_aws_writes_them_are_followed(day, catalog, bucket, moto_server, s3, relative):
     cfg = export_config(moto_server.endpoint_url, catalog, f"s3://{bucket}/exports")
     handle = obtain_export(cfg, s3_config(moto_server.endpoint_url))
-    data_keys = rewrite_as_aws(s3, bucket, handle.prefix, handle.arn, files=3)
+    data_keys = rewrite_as_aws(s3, bucket, handle.prefix, handle.arn, files=3, relative=relative)
 
     by_requests, by_export, info = both_ways(day, cfg, moto_server)
 
     assert_df_equality(by_export, by_requests, ignore_row_order=True)
-    assert info["export_manifest"] and info["export_files"] == len(data_keys) == 3
+    assert info["export_manifest"] and info["export_files"] == len(data_keys) == 3 + 1  # one empty
     assert info["export_items"] == len(CATALOG)
     assert info["export_note"].startswith(f"manifest s3://{bucket}/{handle.prefix}/AWSDynamoDB/")
 

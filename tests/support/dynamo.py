@@ -50,7 +50,9 @@ def enable_pitr(dynamodb_client, table: str) -> None:
     )
 
 
-def rewrite_as_aws(s3_client, bucket: str, prefix: str, export_arn: str, files: int = 3, **lie) -> List[str]:
+def rewrite_as_aws(
+    s3_client, bucket: str, prefix: str, export_arn: str, files: int = 3, relative: bool = False, **lie
+) -> List[str]:
     """Lay moto's export of `export_arn` out as AWS writes one; the data files' keys.
 
     moto writes one `data/<uuid>.gz` in a folder of its own naming and no manifests. AWS writes
@@ -58,7 +60,9 @@ def rewrite_as_aws(s3_client, bucket: str, prefix: str, export_arn: str, files: 
     `_started`, `manifest-summary.json` (+ `.checksum`) naming `manifest-files.json` (+ `.checksum`),
     one JSON line per `data/<name>.json.gz` with `itemCount`, `md5Checksum` (base64 MD5 of the
     object), `etag` and `dataFileS3Key` (the object's full key). The items are moto's, split over
-    `files` data files. `lie` falsifies the manifests: `count_delta` (added to the first file's
+    `files` data files, plus the empty file of an empty partition. `relative` writes the keys in
+    the manifests relative to the export prefix (`AWSDynamoDB/...`), as AWS's documented example
+    shows them. `lie` falsifies the manifests: `count_delta` (added to the first file's
     itemCount and the summary's itemCount), `shift` (one item moved from the first file's count to
     the second's, totals unchanged), `md5` (the first file's checksum replaced).
     """
@@ -74,8 +78,8 @@ def rewrite_as_aws(s3_client, bucket: str, prefix: str, export_arn: str, files: 
     folder = f"{root}{export_id}"
     s3_client.put_object(Bucket=bucket, Key=f"{folder}/_started", Body=b"")
     entries, keys = [], []
-    for i in range(files):
-        chunk = lines[i::files]
+    for i in range(files + 1):
+        chunk = lines[i::files] if i < files else []  # the last: an empty partition's file
         data = gzip.compress(b"".join(x + b"\n" for x in chunk))
         key = f"{folder}/data/{hashlib.sha1(f'{export_id}{i}'.encode()).hexdigest()[:26]}.json.gz"
         put = s3_client.put_object(Bucket=bucket, Key=key, Body=data)
@@ -85,7 +89,7 @@ def rewrite_as_aws(s3_client, bucket: str, prefix: str, export_arn: str, files: 
                 "itemCount": len(chunk),
                 "md5Checksum": md5,
                 "etag": put["ETag"].strip('"'),
-                "dataFileS3Key": key,
+                "dataFileS3Key": key[len(prefix) + 1 :] if relative else key,
             }
         )
         keys.append(key)
@@ -108,7 +112,7 @@ def rewrite_as_aws(s3_client, bucket: str, prefix: str, export_arn: str, files: 
         "s3Prefix": prefix,
         "s3SseAlgorithm": "AES256",
         "s3SseKmsKeyId": None,
-        "manifestFilesS3Key": f"{folder}/manifest-files.json",
+        "manifestFilesS3Key": f"{folder}/manifest-files.json"[len(prefix) + 1 if relative else 0 :],
         "billedSizeBytes": sum(len(x) for x in lines),
         "itemCount": sum(e["itemCount"] for e in entries),
         "outputFormat": "DYNAMODB_JSON",
