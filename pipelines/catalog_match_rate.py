@@ -172,8 +172,8 @@ def compute_tables(
     spark: SparkSession, cfg: Config, day: date, progress: Progress, run_id: str
 ) -> Dict[str, DataFrame]:
     """Extract, enrich (once, persisted) and aggregate; nothing is written."""
+    from spark_app.dynamo.choose import enrich_day
     from spark_app.dynamo.counters import LookupCounters
-    from spark_app.dynamo.enrich import enrich_with_catalog
 
     with progress.stage("extract") as st:
         extracted = extract(spark, cfg, day, run_id)
@@ -185,7 +185,7 @@ def compute_tables(
     with progress.stage("enrich") as st:
         try:
             counters = LookupCounters(spark.sparkContext)
-            enriched = enrich_with_catalog(extracted.views, cfg.dynamodb, counters)
+            enriched = enrich_day(extracted.views, cfg, counters, progress=progress, stage=st)
             detail = detail_rows(enriched, day).persist(StorageLevel.MEMORY_AND_DISK)
             st.rows = detail.count()
         finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from spark_app.alerts_config import AlertsConfig, check_alerts
+from spark_app.config_dynamo import DynamoConfig, FaultConfig, check_dynamodb  # noqa: F401 (re-exported)
 from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
@@ -83,32 +84,6 @@ class PrestoConfig:
     # Where the result is staged as Parquet for the executors; required on a cluster
     # (s3://bucket/prefix or hdfs:///path); default on a local master: a temp dir.
     staging_dir: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Fault injection for the DynamoDB client (tests and game days); all off by default."""
-
-    unprocessed_share: float = 0.0  # share of each response's keys returned as UnprocessedKeys
-    throttle_first: int = 0  # the first N requests of each client answer ThrottlingException
-    throttle_all: bool = False  # every request answers ProvisionedThroughputExceededException
-
-
-@dataclass(frozen=True)
-class DynamoConfig:
-    table: str
-    region: str
-    endpoint_url: Optional[str] = None  # None: the AWS endpoint of the region
-    threads: int = 16  # requests in flight per partition
-    max_pool_connections: int = 32
-    retry_mode: Literal["legacy", "standard", "adaptive"] = "standard"
-    max_attempts: int = 5  # botocore attempts per request
-    max_unprocessed_retries: int = 12  # rounds of UnprocessedKeys / throttle retries per batch
-    backoff_base_seconds: float = 0.05
-    backoff_max_seconds: float = 5.0
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 10.0
-    faults: Optional[FaultConfig] = None
 
 
 @dataclass(frozen=True)
@@ -327,6 +302,7 @@ def config_from_mapping(data: Any, source: str = "<memory>") -> Config:
 
 
 def _check_cross_fields(cfg: Config, source: str) -> None:
+    check_dynamodb(cfg.dynamodb, source)
     if cfg.source == "events" and cfg.events is None:
         raise ConfigError(f"{source}: events: required when source is 'events'")
     if cfg.source == "presto" and cfg.presto is None:
