@@ -61,14 +61,20 @@ chromium:
 		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # requirements/node.txt's direct dependencies resolved, transitive ones included, for the cluster's
-# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256.
+# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256; then the same pins
+# (node.lock as constraints) for Graviton nodes (manylinux aarch64) into node-aarch64.lock.
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform x86_64-manylinux2014 \
 		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt -o requirements/node.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform aarch64-manylinux2014 \
+		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt \
+		-c requirements/node.lock -o requirements/node-aarch64.lock
 
-# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB).
+# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB);
+# ARCH=aarch64 builds the Graviton nodes' archive from requirements/node-aarch64.lock.
+ARCH ?= x86_64
 deps: $(STAMP)
-	$(PY) deploy.py deps
+	$(PY) deploy.py deps --arch $(ARCH)
 
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)

@@ -84,14 +84,14 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 def cmd_deps(args: argparse.Namespace) -> int:
     if args.dry_run:
-        lock = deps.lock_path(ROOT)
-        wheels = ROOT / deps.WHEELS
-        fetch = deps.pip_download_command(lock, wheels, args.cache_dir)
-        fill = deps.pip_install_command(lock, Path("<tmp>") / deps.ALIAS, wheels)
-        _dump({"archive": str(Path(args.out) / deps.archive_name(deps.read_lock(ROOT))),
+        lock, wheels = deps.lock_path(ROOT, args.arch), ROOT / deps.WHEEL_DIRS[args.arch]
+        fetch = deps.pip_download_command(lock, wheels, args.cache_dir, args.arch)
+        fill = deps.pip_install_command(lock, Path("<tmp>") / deps.ALIAS, wheels, args.arch)
+        _dump({"archive": str(Path(args.out) / deps.archive_name(deps.read_lock(ROOT, args.arch), args.arch)),
                "pip": [fetch[1:], fill[1:]]})
         return 0
-    _dump(deps.build_archive(ROOT, args.out, Path(args.cache_dir) if args.cache_dir else None).describe())
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    _dump(deps.build_archive(ROOT, args.out, cache, args.arch).describe())
     return 0
 
 
@@ -110,10 +110,12 @@ def cmd_upload(args: argparse.Namespace) -> int:
     extra = _templates(cfg, release.version, Path(args.conf).name)
     if emr_api.ships_release_deequ_jar(cfg):  # no emr.deequ_jar: the fetched jar goes beside the release
         extra.append(packaging.deequ_jar_artifact(ROOT))
-    archive = DIST / deps.archive_name(deps.read_lock(ROOT))
-    bucket, key = emr_api.deps_uri(emr)[len("s3://"):].split("/", 1)
+    arch = commands.archive_arch(cfg)  # the architecture the config's nodes or workers run
+    archive = DIST / deps.archive_name(deps.read_lock(ROOT, arch), arch)
+    bucket, key = emr_api.deps_uri(emr, arch=arch)[len("s3://"):].split("/", 1)
     if not archive.is_file():  # a dry run refuses what the upload would
-        raise ConfigError(f"{archive}: the dependency archive is not built; run `make deps` first")
+        make = "make deps" + ("" if arch == deps.X86_64 else f" ARCH={arch}")
+        raise ConfigError(f"{archive}: the dependency archive is not built; run `{make}` first")
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},

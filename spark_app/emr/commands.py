@@ -10,8 +10,10 @@ import dataclasses
 from typing import Any, Dict, List, Mapping, Optional
 
 from spark_app.config import Config
-from spark_app.emr import launch, serverless
+from spark_app.emr import fleets, launch, serverless
+from spark_app.emr.deps import ARCHES
 from spark_app.emr.sizing import compute_sizing, serverless_workers, yarn_usage
+from spark_app.errors import ConfigError
 from spark_app.run_days import PIPELINES, add_day_options, check_pipeline, days_to_run
 
 TARGETED = ("launch", "status", "logs", "cancel")
@@ -37,6 +39,8 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     cmds["package"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--cache-dir", help="pip's cache (default: pip's own)")
+    cmds["deps"].add_argument("--arch", choices=ARCHES, default=ARCHES[0],
+                              help="x86_64, or aarch64 for Graviton")
     for name in ("launch", "submit"):
         p = cmds[name]
         p.add_argument("--pipeline", help=f"one of: {', '.join(PIPELINES)} (default: emr.schedule.pipeline)")
@@ -61,6 +65,18 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     cmds["sizing"].add_argument("--nodes", type=_at_least_one, help="core nodes (default: emr.core.count)")
     cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
     return parser
+
+
+def archive_arch(cfg: Config) -> str:
+    """The dependency archive's architecture for this config's EC2 nodes and Serverless workers (one)."""
+    emr = launch.emr_section(cfg)
+    arches = {launch.cluster_arch(emr)}
+    if emr.serverless is not None:
+        arches.add(serverless.archive_arch(emr.serverless))
+    if len(arches) > 1:
+        raise ConfigError(f"{cfg.source_file}: the EC2 nodes and emr.serverless.architecture differ; "
+                          f"upload one architecture per config")
+    return arches.pop()
 
 
 def _at_least_one(text: str) -> int:
@@ -98,9 +114,14 @@ def sizing_report(cfg: Optional[Config], instance_type: str, nodes: int,
     rule = compute_sizing(instance_type, nodes, table)
     workers = serverless_workers(rule)
     emr = cfg.emr if cfg is not None else None
+    fleet = None
+    if cfg is not None and emr is not None and emr.fleets is not None:  # what the launch sends, per type
+        sent = launch.spark_defaults(cfg, table)
+        fleet = fleets.sizing_report(emr.fleets, table, emr.managed_scaling, sent)
     if cfg is not None and emr is not None:
         core = dataclasses.replace(emr.core, instance_type=instance_type, count=nodes)
-        cfg = dataclasses.replace(cfg, emr=dataclasses.replace(emr, core=core))
+        emr = dataclasses.replace(emr, core=core, fleets=None, managed_scaling=None)  # this group alone
+        cfg = dataclasses.replace(cfg, emr=emr)
         ec2 = launch.spark_defaults(cfg, table)
         sls = serverless.spark_conf(cfg, table) if emr.serverless else workers.spark_conf()
         capacity = serverless.create_application_request(cfg, table)["maximumCapacity"] if emr.serverless \
@@ -119,4 +140,5 @@ def sizing_report(cfg: Optional[Config], instance_type: str, nodes: int,
         "rule": {"what": "the AWS post's rule before fitting to YARN (not sent as is)", **shown,
                  "explanation": rule.explain()},
         "yarn": dataclasses.asdict(rule.yarn),
+        **({"fleets": fleet} if fleet else {}),
     }

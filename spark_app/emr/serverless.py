@@ -66,12 +66,18 @@ def create_application_request(cfg: Config, instance_types: Table) -> Dict[str, 
     }
 
 
+def archive_arch(sls: ServerlessConfig) -> str:
+    """The dependency archive an application's workers load: ARM64 takes the aarch64 one."""
+    return deps.AARCH64 if sls.architecture == "ARM64" else deps.X86_64
+
+
 def spark_conf(cfg: Config, instance_types: Table,
                deps_name: Optional[str] = None) -> Dict[str, str]:
-    """Worker sizes, the deps archive on PYTHONPATH, pydeequ's SPARK_VERSION, then serverless.spark_conf."""
+    """Worker sizes, the deps archive (of the application's architecture) on PYTHONPATH, pydeequ's
+    SPARK_VERSION, then serverless.spark_conf."""
     emr = emr_section(cfg)
     props = workers(cfg, instance_types).spark_conf()
-    props.update(deps.spark_conf(deps_uri(emr, deps_name)))
+    props.update(deps.spark_conf(deps_uri(emr, deps_name, archive_arch(serverless_section(cfg)))))
     props.update({
         "spark.emr-serverless.driverEnv.SPARK_VERSION": SPARK_MAJOR_MINOR,
         "spark.executorEnv.SPARK_VERSION": SPARK_MAJOR_MINOR,
