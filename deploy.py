@@ -14,6 +14,7 @@
     deploy.py schedule --conf conf/emr.yaml             # emr.schedule.target: ec2 or serverless
     deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
     deploy.py alerts --conf conf/emr.yaml               # failure alerts and the deadline watch
+    deploy.py cost --conf conf/emr.yaml [--dry-run --hours 1] [ids]   # what a run costs (conf/prices.yaml)
 
 ids: --cluster-id/--step-id (ec2) or --application-id/--job-run-id (serverless); default: the
 last launch from this machine.
@@ -110,24 +111,19 @@ def cmd_upload(args: argparse.Namespace) -> int:
     extra = _templates(cfg, release.version, Path(args.conf).name)
     if emr_api.ships_release_deequ_jar(cfg):  # no emr.deequ_jar: the fetched jar goes beside the release
         extra.append(packaging.deequ_jar_artifact(ROOT))
-    arch = commands.archive_arch(cfg)  # the architecture the config's nodes or workers run
-    archive = DIST / deps.archive_name(deps.read_lock(ROOT, arch), arch)
-    bucket, key = emr_api.deps_uri(emr, arch=arch)[len("s3://"):].split("/", 1)
-    if not archive.is_file():  # a dry run refuses what the upload would
-        make = "make deps" + ("" if arch == deps.X86_64 else f" ARCH={arch}")
-        raise ConfigError(f"{archive}: the dependency archive is not built; run `{make}` first")
+    archives = commands.deps_archives(cfg, DIST, ROOT)  # one per architecture of the nodes and workers
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},
                  "ContentLength": len(a.data)} for a in release.artifacts + extra]
-        puts.append({"Bucket": bucket, "Key": key, "Body": str(archive)})
+        puts += [{"Bucket": bucket, "Key": key, "Body": str(archive)} for archive, bucket, key in archives]
         manifest = {"Bucket": emr.bucket, "Key": packaging.manifest_key(emr.prefix)}
         _dump({"put_object": puts, "manifest": manifest})
         return 0
     s3 = emr_api.s3_client(emr)
-    sent = deps.upload_archive(s3, archive, bucket, key)
+    sent = [{"key": k, "uploaded": deps.upload_archive(s3, a, b, k)} for a, b, k in archives]
     report = packaging.upload(s3, release, emr.bucket, emr.prefix, extra=extra)
-    _dump({**report.__dict__, "deps": {"key": key, "uploaded": sent}})
+    _dump({**report.__dict__, "deps": sent})
     return 0
 
 
@@ -346,27 +342,22 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
-    import boto3
-
     from spark_app.emr import lifecycle
 
+    return lifecycle.cli(_config(args), args.days, args.dry_run, _dump)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from spark_app.emr import cost
+
     cfg = _config(args)
-    bucket, prefix = lifecycle.quarantine_location(cfg)
-    emr = emr_api.emr_section(cfg)
-    days = args.days if args.days is not None else cfg.events.quarantine_expire_days  # type: ignore[union-attr]
-    rule = lifecycle.expiry_rule(prefix, days)
-    if args.dry_run:
-        _dump({"bucket": bucket, "rule": rule})
-        return 0
-    s3 = boto3.client("s3", region_name=emr.region, endpoint_url=emr.endpoint_url)
-    _dump({"bucket": bucket, "rules": lifecycle.set_quarantine_expiry(s3, bucket, rule)})
-    return 0
+    return cost.cli(args, cfg, _table(cfg), _target(args, cfg), lambda *ids: _ids(args, *ids), _dump)
 
 
 COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "launch": cmd_launch,
             "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
             "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule,
-            "quarantine-expiry": cmd_quarantine_expiry}
+            "quarantine-expiry": cmd_quarantine_expiry, "cost": cmd_cost}
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

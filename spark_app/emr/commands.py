@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from spark_app.config import Config
-from spark_app.emr import fleets, launch, serverless
+from spark_app.emr import deps, fleets, launch, serverless
 from spark_app.emr.deps import ARCHES
 from spark_app.emr.sizing import compute_sizing, serverless_workers, yarn_usage
 from spark_app.errors import ConfigError
 from spark_app.run_days import PIPELINES, add_day_options, check_pipeline, days_to_run
 
-TARGETED = ("launch", "status", "logs", "cancel")
+TARGETED = ("launch", "status", "logs", "cancel", "cost")
 HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<hash>.tar.gz from the lock",
         "upload": "put the release and the deps archive on S3", "launch": "run a day on a new cluster or on "
         "EMR Serverless", "submit": "add the step to a running cluster", "status": "state of the last run "
@@ -25,6 +26,7 @@ HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<has
         "sizing": "executor sizing and whether it fits YARN", "schedule": "daily launch by EventBridge",
         "quarantine-expiry": "S3 lifecycle rule expiring the quarantine prefix"}
 HELP["alerts"] = "failure alerts and the deadline watch: SNS topic, EventBridge rules, alert Lambda"
+HELP["cost"] = "what a run costs: a cluster's instance-hours or a job run's billed hours (--dry-run: a plan)"
 
 
 def parser(description: str, dist: str) -> argparse.ArgumentParser:
@@ -53,9 +55,9 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     for name in ("launch", "status"):
         cmds[name].add_argument("--wait", action="store_true", help="follow until the run is done")
         cmds[name].add_argument("--timeout", type=float, help="stop following after this many seconds")
-    for name in ("status", "logs", "cancel", "terminate"):
+    for name in ("status", "logs", "cancel", "terminate", "cost"):
         cmds[name].add_argument("--cluster-id", help="default: the last launch from this machine")
-    for name in ("status", "logs", "cancel"):
+    for name in ("status", "logs", "cancel", "cost"):
         cmds[name].add_argument("--step-id", help="default: the last launch's step")
         cmds[name].add_argument("--application-id", help="serverless; default: the last launch's")
         cmds[name].add_argument("--job-run-id", help="serverless; default: the last launch's")
@@ -64,19 +66,31 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     cmds["sizing"].add_argument("--instance-type", help="default: emr.core.instance_type")
     cmds["sizing"].add_argument("--nodes", type=_at_least_one, help="core nodes (default: emr.core.count)")
     cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
+    cost = cmds["cost"]
+    cost.add_argument("--hours", type=float, default=1.0, help="--dry-run: billed hours of the cluster, "
+                      "start-up included (default 1)")
+    cost.add_argument("--keys-asked", type=float, default=400_000, help="DynamoDB keys the run asked for "
+                      "(its summary's keys_asked; default 400,000: docs/scaling.md's 8 M-event day)")
+    cost.add_argument("--prices", help="price table (default conf/prices.yaml)")
     return parser
 
 
-def archive_arch(cfg: Config) -> str:
-    """The dependency archive's architecture for this config's EC2 nodes and Serverless workers (one)."""
+def deps_archives(cfg: Config, dist: Path, root: Path) -> List[Tuple[Path, str, str]]:
+    """(local archive, bucket, key) for each architecture the config's EC2 nodes and Serverless workers
+    run; ConfigError naming the `make deps` to run when one is not built (a dry run refuses it too)."""
     emr = launch.emr_section(cfg)
     arches = {launch.cluster_arch(emr)}
     if emr.serverless is not None:
         arches.add(serverless.archive_arch(emr.serverless))
-    if len(arches) > 1:
-        raise ConfigError(f"{cfg.source_file}: the EC2 nodes and emr.serverless.architecture differ; "
-                          f"upload one architecture per config")
-    return arches.pop()
+    out = []
+    for arch in sorted(arches, key=ARCHES.index):
+        archive = dist / deps.archive_name(deps.read_lock(root, arch), arch)
+        if not archive.is_file():
+            make = "make deps" + ("" if arch == deps.X86_64 else f" ARCH={arch}")
+            raise ConfigError(f"{archive}: the dependency archive is not built; run `{make}` first")
+        bucket, key = launch.deps_uri(emr, arch=arch)[len("s3://"):].split("/", 1)
+        out.append((archive, bucket, key))
+    return out
 
 
 def _at_least_one(text: str) -> int:
