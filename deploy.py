@@ -15,6 +15,7 @@
     deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
     deploy.py alerts --conf conf/emr.yaml               # failure alerts and the deadline watch
     deploy.py cost --conf conf/emr.yaml [--dry-run --hours 1] [ids]   # what a run costs (conf/prices.yaml)
+    deploy.py scaling --conf conf/emr.yaml --cluster-id j-XXX   # emr.managed_scaling on a running cluster
 
 ids: --cluster-id/--step-id (ec2) or --application-id/--job-run-id (serverless); default: the
 last launch from this machine.
@@ -39,6 +40,7 @@ from spark_app.config import Config, load_config  # noqa: E402
 from spark_app.emr import (  # noqa: E402
     commands,  # noqa: E402
     deps,
+    fleets,
     packaging,
     schedule,
     serverless,
@@ -354,10 +356,16 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return cost.cli(args, cfg, _table(cfg), _target(args, cfg), lambda *ids: _ids(args, *ids), _dump)
 
 
+def cmd_scaling(args: argparse.Namespace) -> int:
+    emr, cluster_id = emr_api.emr_section(_config(args)), _ids(args, "cluster_id", "step_id")[0]
+    return fleets.scaling_cli(emr, cluster_id, args.dry_run, _dump, emr_api.emr_client)
+
+
 COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "launch": cmd_launch,
             "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
             "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule,
-            "quarantine-expiry": cmd_quarantine_expiry, "cost": cmd_cost}
+            "quarantine-expiry": cmd_quarantine_expiry, "cost": cmd_cost,
+            "scaling": cmd_scaling}
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

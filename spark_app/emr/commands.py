@@ -26,6 +26,7 @@ HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<has
         "sizing": "executor sizing and whether it fits YARN", "schedule": "daily launch by EventBridge",
         "quarantine-expiry": "S3 lifecycle rule expiring the quarantine prefix"}
 HELP["alerts"] = "failure alerts and the deadline watch: SNS topic, EventBridge rules, alert Lambda"
+HELP["scaling"] = "put emr.managed_scaling on a running cluster (PutManagedScalingPolicy)"
 HELP["cost"] = "what a run costs: a cluster's instance-hours or a job run's billed hours (--dry-run: a plan)"
 
 
@@ -55,7 +56,7 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     for name in ("launch", "status"):
         cmds[name].add_argument("--wait", action="store_true", help="follow until the run is done")
         cmds[name].add_argument("--timeout", type=float, help="stop following after this many seconds")
-    for name in ("status", "logs", "cancel", "terminate", "cost"):
+    for name in ("status", "logs", "cancel", "terminate", "cost", "scaling"):
         cmds[name].add_argument("--cluster-id", help="default: the last launch from this machine")
     for name in ("status", "logs", "cancel", "cost"):
         cmds[name].add_argument("--step-id", help="default: the last launch's step")

@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 Table = Mapping[str, Mapping[str, float]]
 GRAVITON = re.compile(r"^[a-z]+\d+g[a-z]*\.")  # m6g, r7g, c7gn, m6gd ...: AWS Graviton (arm64)
 ON_DEMAND_STRATEGY = "lowest-price"
+# EMR's Spark options for nodes that go away (a Spot interruption makes EMR decommission the node in
+# YARN; so does managed scaling when it shrinks): no new tasks on a decommissioning node; its shuffle
+# blocks and cache forgotten at once, so lost map output is recomputed rather than fetched until the
+# fetches fail; and fetch failures from a decommissioned node not counted towards failing the stage.
+# EMR turns them on by default; the launch says so explicitly for a cluster with Spot capacity, so an
+# emr.spark_conf cannot lose them by accident. Spark's own spark.decommission.* (block migration) is not
+# set: on YARN it needs each executor signalled, and the shuffle files live in the node's shuffle
+# service, which leaves with the node.
+SPOT_DECOMMISSION = {
+    "spark.blacklist.decommissioning.enabled": "true",
+    "spark.resourceManager.cleanupExpiredHost": "true",
+    "spark.stage.attempt.ignoreOnDecommissionFetchFailure": "true",
+}
 
 
 def architecture(instance_type: str) -> str:
@@ -259,7 +272,9 @@ def sized_defaults(emr: EmrConfig, table: Table) -> Tuple[Dict[str, str], Check]
     spark-defaults (emr.spark_conf on top) must pass."""
     if emr.fleets is not None:
         sized = fleet_sizing(emr.fleets, table, emr.managed_scaling)
-        return sized.spark_defaults(), lambda props: check_fleet_fit(props, sized)
+        props = sized.spark_defaults()
+        props.update(SPOT_DECOMMISSION if has_spot(emr) else {})
+        return props, lambda final: check_fleet_fit(final, sized)
     sizing = compute_sizing(emr.core.instance_type, group_nodes(emr, table), table)
     props = sizing.spark_defaults()
     if emr.managed_scaling is not None:
@@ -267,4 +282,24 @@ def sized_defaults(emr: EmrConfig, table: Table) -> Tuple[Dict[str, str], Check]
         props.update({"spark.dynamicAllocation.enabled": "true", "spark.executor.instances": str(initial),
                       "spark.dynamicAllocation.minExecutors": "1",
                       "spark.dynamicAllocation.maxExecutors": str(sizing.yarn.executor_instances)})
+    props.update(SPOT_DECOMMISSION if has_spot(emr) else {})
     return props, lambda final: check_fit(final, emr.core.count, sizing.yarn.yarn_memory_mb)
+
+
+def has_spot(emr: EmrConfig) -> bool:
+    """Whether any node of the cluster may be a Spot instance (then it may go away mid-run)."""
+    if emr.fleets is not None:
+        return bool(emr.fleets.task and emr.fleets.task.spot_vcpu)
+    return "SPOT" in (emr.master.market, emr.core.market)
+
+
+def scaling_cli(emr: EmrConfig, cluster_id: str, dry_run: bool, dump: Callable[[Any], None],
+                client: Callable[[EmrConfig], Any]) -> int:
+    """`deploy.py scaling`: PutManagedScalingPolicy with emr.managed_scaling on a running cluster."""
+    if emr.managed_scaling is None:
+        raise ConfigError("emr.managed_scaling: required to put a managed scaling policy (minimum, maximum)")
+    request = {"ClusterId": cluster_id, "ManagedScalingPolicy": managed_scaling_policy(emr.managed_scaling)}
+    if not dry_run:
+        client(emr).put_managed_scaling_policy(**request)
+    dump({"put_managed_scaling_policy": request, "sent": not dry_run})
+    return 0

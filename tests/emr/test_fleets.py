@@ -8,6 +8,8 @@ botocore's model of the EMR API (the shapes, enums and required members AWS itse
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import botocore.session
 import pytest
@@ -85,6 +87,20 @@ def test_managed_scaling_limits_are_sent_and_the_request_fits_the_emr_api():
     assert "ManagedScalingPolicy" not in _request(_cfg())
 
 
+def test_deploy_scaling_puts_the_configs_policy_on_a_running_cluster(capsys):
+    import deploy
+
+    # moto's server has no PutManagedScalingPolicy (it answers 500): the dry run's request is checked
+    # against EMR's API model instead, and it is what the command sends
+    conf = str(PROJECT_ROOT / "conf" / "emr.yaml")
+    assert deploy.main(["scaling", "--conf", conf, "--cluster-id", "j-1", "--dry-run"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["sent"] is False
+    request = got["put_managed_scaling_policy"]
+    assert request["ManagedScalingPolicy"]["ComputeLimits"]["MaximumCapacityUnits"] == 96
+    _valid("PutManagedScalingPolicy", request)
+
+
 def test_the_executor_fits_every_type_and_the_sizing_says_which_type_forces_it():
     sized = fleets.fleet_sizing(_cfg().emr.fleets, TABLE)
     # r7g.8xlarge alone takes 41 GiB containers (6 a node); the 4xlarge types only 40 GiB (3 a node)
@@ -114,6 +130,20 @@ def test_with_managed_scaling_partitions_and_executors_follow_the_maximum():
     assert props["spark.dynamicAllocation.maxExecutors"] == str(at_max)
     assert props["spark.executor.instances"] == "17"  # what the 96 vCPU at launch hold
     assert props["spark.sql.shuffle.partitions"] == props["spark.default.parallelism"] == str(at_max * 5 * 2)
+
+
+def test_a_cluster_with_spot_capacity_says_how_spark_treats_a_node_that_goes_away():
+    def props(cfg):
+        confs = _request(cfg)["Configurations"]
+        return next(c["Properties"] for c in confs if c["Classification"] == "spark-defaults")
+
+    spot = props(_cfg())
+    assert {k: spot[k] for k in fleets.SPOT_DECOMMISSION} == {
+        "spark.blacklist.decommissioning.enabled": "true",
+        "spark.resourceManager.cleanupExpiredHost": "true",
+        "spark.stage.attempt.ignoreOnDecommissionFetchFailure": "true"}
+    on_demand = props(_cfg(fleets={**FLEETS, "task": None}))
+    assert not set(fleets.SPOT_DECOMMISSION) & set(on_demand)
 
 
 def test_managed_scaling_on_instance_groups_sizes_for_the_maximum_instances():
