@@ -121,3 +121,27 @@ def test_a_serverless_job_runs_billed_hours_are_read_from_get_job_run(moto_serve
         ("Serverless vCPU", 0.0), ("Serverless memory", 0.0), ("Serverless storage", 0.0)]
     with pytest.raises(ConfigError, match="has no billedResourceUtilization yet"):
         cost.serverless_lines({"jobRunId": run_id, "state": "RUNNING"}, "ARM64", PRICES)
+
+
+def test_docs_scaling_prices_its_three_days_with_these_functions():
+    import re
+
+    doc = (ROOT / "docs" / "scaling.md").read_text()
+    lines = [ln for ln in doc.splitlines() if ln.startswith("| ")]
+    rows = {ln.split("|")[1].strip(): [float(x) for x in re.findall(r"\$([\d.]+)", ln)] for ln in lines}
+    groups, graviton, dynamo = [], [], []
+    for nodes, hours, keys in ((2, 0.25, 400_000), (8, 0.33, 16_000_000), (40, 0.75, 80_000_000)):
+        old = _cfg(master={"instance_type": "m5.xlarge"},
+                   core={"instance_type": "r5.4xlarge", "count": nodes})
+        core = max(1, nodes // 4)  # a quarter of the nodes on-demand core, the rest Spot task nodes
+        types = ["r7g.4xlarge", "r6g.4xlarge"]
+        new = _cfg(fleets={"primary": ["m7g.xlarge"],
+                           "core": {"instance_types": types, "on_demand_vcpu": 16 * core},
+                           "task": {"instance_types": types, "spot_vcpu": 16 * (nodes - core)}})
+        day = [cost.estimate(cost.planned_usage(c.emr, TABLE, hours), keys, PRICES) for c in (old, new)]
+        groups.append(round(day[0].total, 2))
+        graviton.append(round(day[1].total, 2))
+        dynamo.append(round(day[0].lines[-1].cost, 2))
+    assert rows["r5.4xlarge on-demand groups (m5.xlarge primary)"] == groups
+    assert rows["Graviton fleets, Spot task nodes"] == graviton
+    assert rows["of which DynamoDB"] == dynamo
