@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from spark_app.config import Config, load_config  # noqa: E402
 from spark_app.emr import (  # noqa: E402
     commands,  # noqa: E402
+    cost,
     deps,
     fleets,
     packaging,
@@ -217,6 +218,8 @@ def _ids(args: argparse.Namespace, first: str, second: str) -> tuple:
 
 def _follow(args: argparse.Namespace, cfg: Config, cluster_id: str, step_id: Optional[str]) -> int:
     final = emr_api.wait(emr_api.emr_client(cfg.emr), cluster_id, step_id, timeout_seconds=args.timeout)
+    if final.done:  # the run's price, from the cluster's instance-hours
+        print(cost.summary_line(emr_api.emr_client(cfg.emr), cluster_id), file=sys.stderr)
     if final.ok:
         return 0
     if not final.done:
@@ -350,8 +353,6 @@ def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    from spark_app.emr import cost
-
     cfg = _config(args)
     return cost.cli(args, cfg, _table(cfg), _target(args, cfg), lambda *ids: _ids(args, *ids), _dump)
 

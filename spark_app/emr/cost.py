@@ -177,6 +177,20 @@ def serverless_lines(job_run: Mapping[str, Any], architecture: str,
                  float(p["storage_gb_hour"]))]
 
 
+def summary_line(client: Any, cluster_id: str, prices: Optional[Mapping[str, Any]] = None,
+                 now: Optional[datetime] = None) -> str:
+    """The line `launch --wait` / `status --wait` print when a run ends: its cluster's price so far."""
+    prices = prices or load_prices()
+    try:
+        used = cluster_usage(client, cluster_id, now)
+        total = Estimate(instance_lines(used, prices), str(prices["as_of"])).total
+    except ConfigError as exc:
+        return f"cost: not estimated ({exc})"
+    hours = sum(u.hours for u in used)
+    return (f"cost: about ${total:.2f} for {hours:.2f} instance-hours of cluster {cluster_id} so far "
+            f"(EC2 and EMR, prices as of {prices['as_of']}; with DynamoDB: deploy.py cost --keys-asked N)")
+
+
 # --------------------------------------------------------------------------- deploy.py cost
 
 

@@ -97,6 +97,22 @@ def test_a_clusters_instance_hours_come_from_list_instances(moto_server):
     assert priced.total == pytest.approx(1.5 * (_price("m5.xlarge") + 2 * _price("r5.4xlarge")))
 
 
+def test_a_followed_run_ends_with_its_clusters_price_so_far(moto_server):
+    cfg = _cfg(endpoint_url=moto_server.endpoint_url, **OLD_SHAPE)
+    client = emr_client(cfg.emr)
+    args = job_arguments("catalog_match_rate", "emr.yaml", date="2026-11-19")
+    cluster = launch(client, run_job_flow_request(cfg, "v1", args, "emr.yaml", TABLE, label="d")).cluster_id
+    first = client.list_instances(ClusterId=cluster)["Instances"][0]
+    now = first["Status"]["Timeline"]["CreationDateTime"] + timedelta(hours=1)
+    total = _price("m5.xlarge") + 2 * _price("r5.4xlarge")
+    assert cost.summary_line(client, cluster, PRICES, now) == (
+        f"cost: about ${total:.2f} for 3.00 instance-hours of cluster {cluster} so far (EC2 and EMR, prices "
+        f"as of {PRICES['as_of']}; with DynamoDB: deploy.py cost --keys-asked N)")
+    unknown = {**PRICES, "instances": {}}
+    line = cost.summary_line(client, cluster, unknown, now)
+    assert line.startswith("cost: not estimated (m5.xlarge: no price")
+
+
 def test_a_serverless_run_is_priced_from_its_billed_hours_for_its_architecture():
     # GetJobRun's answer as AWS documents it (moto's runs bill nothing: they never run)
     run = {"jobRunId": "00r", "state": "SUCCESS",
