@@ -98,6 +98,12 @@ def _scaling_problems(emr: EmrConfig) -> list:
         out.append(("managed_scaling.unit_type", "with emr.fleets the unit is InstanceFleetUnits"))
     if not 1 <= s.minimum <= s.maximum:
         out.append(("managed_scaling.minimum", f"must be within [1, maximum = {s.maximum}]"))
+    f = emr.fleets
+    task = f.task if f else None
+    launch_vcpu = (f.core.on_demand_vcpu if f else 0) + (task.on_demand_vcpu + task.spot_vcpu if task else 0)
+    if f is not None and not s.minimum <= launch_vcpu <= s.maximum:
+        out.append(("managed_scaling", f"the fleets' {launch_vcpu} vCPU at launch must be within "
+                    f"[minimum, maximum] = [{s.minimum}, {s.maximum}]"))
     for key in ("maximum_on_demand", "maximum_core"):
         value = getattr(s, key)
         if value is not None and not 1 <= value <= s.maximum:

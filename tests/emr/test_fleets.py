@@ -179,6 +179,7 @@ def test_a_fleet_mixing_architectures_is_refused():
      "emr.managed_scaling.unit_type: InstanceFleetUnits needs emr.fleets"),
     (FLEETS, {"minimum": 400, "maximum": 320}, r"emr.managed_scaling.minimum: must be within \[1, maximum"),
     ({**FLEETS, "spot_timeout_minutes": 2}, None, "emr.fleets.spot_timeout_minutes"),
+    (FLEETS, {"minimum": 16, "maximum": 64}, r"the fleets' 96 vCPU at launch must be within \[minimum"),
 ])
 def test_config_refuses_what_emr_would(fleets_, scaling, message):
     with pytest.raises(ConfigError, match=message):
