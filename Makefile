@@ -25,7 +25,7 @@ TRINO_VERSION ?= 476
 TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
 TRINO_STAMP := $(TRINO_HOME)/.installed
 
-.PHONY: setup jars trino chromium lock deps run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup jars trino chromium lock deps deps-all run test lint bench package deploy db-upgrade services stop clean
 
 setup: $(STAMP)
 
@@ -61,21 +61,32 @@ chromium:
 		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 # requirements/node.txt's direct dependencies resolved, transitive ones included, for the cluster's
-# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256.
+# Python (CPython 3.9, manylinux x86_64), every file pinned by its SHA-256; then the same pins
+# (node.lock as constraints) for Graviton nodes (manylinux aarch64) into node-aarch64.lock.
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform x86_64-manylinux2014 \
 		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt -o requirements/node.lock
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.9 --python-platform aarch64-manylinux2014 \
+		--generate-hashes --custom-compile-command "make lock" --annotation-style line requirements/node.txt \
+		-c requirements/node.lock -o requirements/node-aarch64.lock
 
-# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB).
+# dist/deps-<hash>.tar.gz: the lock's wheels for the cluster, one reproducible archive (about 90 MB);
+# ARCH=aarch64 builds the Graviton nodes' archive from requirements/node-aarch64.lock.
+ARCH ?= x86_64
 deps: $(STAMP)
-	$(PY) deploy.py deps
+	$(PY) deploy.py deps --arch $(ARCH)
+
+# Both archives (the tests compare them; conf/emr.yaml runs Graviton nodes): downloads once, offline after.
+deps-all: $(STAMP)
+	$(PY) deploy.py deps --arch x86_64
+	$(PY) deploy.py deps --arch aarch64
 
 run: $(STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP) $(TRINO_STAMP) chromium deps
+test: $(STAMP) $(TRINO_STAMP) chromium deps-all
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -83,9 +94,8 @@ lint: $(STAMP)
 bench: $(STAMP) $(TRINO_STAMP)
 	$(PY) -m bench --size $(SIZE)
 
-package: $(STAMP)
+package: deps-all
 	$(PY) deploy.py package
-	$(PY) deploy.py deps
 
 deploy: package
 	$(PY) deploy.py upload --conf $(or $(DEPLOY_CONF),conf/emr.yaml)

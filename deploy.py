@@ -14,6 +14,8 @@
     deploy.py schedule --conf conf/emr.yaml             # emr.schedule.target: ec2 or serverless
     deploy.py quarantine-expiry --conf conf/emr.yaml [--days 30]   # S3 lifecycle rule on the quarantine
     deploy.py alerts --conf conf/emr.yaml               # failure alerts and the deadline watch
+    deploy.py cost --conf conf/emr.yaml [--dry-run --hours 1] [ids]   # what a run costs (conf/prices.yaml)
+    deploy.py scaling --conf conf/emr.yaml --cluster-id j-XXX   # emr.managed_scaling on a running cluster
 
 ids: --cluster-id/--step-id (ec2) or --application-id/--job-run-id (serverless); default: the
 last launch from this machine.
@@ -37,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 from spark_app.config import Config, load_config  # noqa: E402
 from spark_app.emr import (  # noqa: E402
     commands,  # noqa: E402
+    cost,
     deps,
+    fleets,
     packaging,
     schedule,
     serverless,
@@ -84,14 +88,14 @@ def cmd_package(args: argparse.Namespace) -> int:
 
 def cmd_deps(args: argparse.Namespace) -> int:
     if args.dry_run:
-        lock = deps.lock_path(ROOT)
-        wheels = ROOT / deps.WHEELS
-        fetch = deps.pip_download_command(lock, wheels, args.cache_dir)
-        fill = deps.pip_install_command(lock, Path("<tmp>") / deps.ALIAS, wheels)
-        _dump({"archive": str(Path(args.out) / deps.archive_name(deps.read_lock(ROOT))),
+        lock, wheels = deps.lock_path(ROOT, args.arch), ROOT / deps.WHEEL_DIRS[args.arch]
+        fetch = deps.pip_download_command(lock, wheels, args.cache_dir, args.arch)
+        fill = deps.pip_install_command(lock, Path("<tmp>") / deps.ALIAS, wheels, args.arch)
+        _dump({"archive": str(Path(args.out) / deps.archive_name(deps.read_lock(ROOT, args.arch), args.arch)),
                "pip": [fetch[1:], fill[1:]]})
         return 0
-    _dump(deps.build_archive(ROOT, args.out, Path(args.cache_dir) if args.cache_dir else None).describe())
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    _dump(deps.build_archive(ROOT, args.out, cache, args.arch).describe())
     return 0
 
 
@@ -110,22 +114,19 @@ def cmd_upload(args: argparse.Namespace) -> int:
     extra = _templates(cfg, release.version, Path(args.conf).name)
     if emr_api.ships_release_deequ_jar(cfg):  # no emr.deequ_jar: the fetched jar goes beside the release
         extra.append(packaging.deequ_jar_artifact(ROOT))
-    archive = DIST / deps.archive_name(deps.read_lock(ROOT))
-    bucket, key = emr_api.deps_uri(emr)[len("s3://"):].split("/", 1)
-    if not archive.is_file():  # a dry run refuses what the upload would
-        raise ConfigError(f"{archive}: the dependency archive is not built; run `make deps` first")
+    archives = commands.deps_archives(cfg, DIST, ROOT)  # one per architecture of the nodes and workers
     if args.dry_run:
         base = packaging.version_prefix(emr.prefix, release.version)
         puts = [{"Bucket": emr.bucket, "Key": f"{base}/{a.name}", "Metadata": {"sha256": a.sha256},
                  "ContentLength": len(a.data)} for a in release.artifacts + extra]
-        puts.append({"Bucket": bucket, "Key": key, "Body": str(archive)})
+        puts += [{"Bucket": bucket, "Key": key, "Body": str(archive)} for archive, bucket, key in archives]
         manifest = {"Bucket": emr.bucket, "Key": packaging.manifest_key(emr.prefix)}
         _dump({"put_object": puts, "manifest": manifest})
         return 0
     s3 = emr_api.s3_client(emr)
-    sent = deps.upload_archive(s3, archive, bucket, key)
+    sent = [{"key": k, "uploaded": deps.upload_archive(s3, a, b, k)} for a, b, k in archives]
     report = packaging.upload(s3, release, emr.bucket, emr.prefix, extra=extra)
-    _dump({**report.__dict__, "deps": {"key": key, "uploaded": sent}})
+    _dump({**report.__dict__, "deps": sent})
     return 0
 
 
@@ -217,6 +218,8 @@ def _ids(args: argparse.Namespace, first: str, second: str) -> tuple:
 
 def _follow(args: argparse.Namespace, cfg: Config, cluster_id: str, step_id: Optional[str]) -> int:
     final = emr_api.wait(emr_api.emr_client(cfg.emr), cluster_id, step_id, timeout_seconds=args.timeout)
+    if final.done:  # the run's price, from the cluster's instance-hours
+        print(cost.summary_line(emr_api.emr_client(cfg.emr), cluster_id), file=sys.stderr)
     if final.ok:
         return 0
     if not final.done:
@@ -346,22 +349,24 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_quarantine_expiry(args: argparse.Namespace) -> int:
     from spark_app.emr import lifecycle
 
+    return lifecycle.cli(_config(args), args.days, args.dry_run, _dump)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    bucket, prefix = lifecycle.quarantine_location(cfg)
-    emr = emr_api.emr_section(cfg)
-    days = args.days if args.days is not None else cfg.events.quarantine_expire_days  # type: ignore[union-attr]
-    rule = lifecycle.expiry_rule(prefix, days)
-    if args.dry_run:
-        _dump({"bucket": bucket, "rule": rule})
-        return 0
-    _dump({"bucket": bucket, "rules": lifecycle.set_quarantine_expiry(emr_api.s3_client(emr), bucket, rule)})
-    return 0
+    return cost.cli(args, cfg, _table(cfg), _target(args, cfg), lambda *ids: _ids(args, *ids), _dump)
+
+
+def cmd_scaling(args: argparse.Namespace) -> int:
+    emr, cluster_id = emr_api.emr_section(_config(args)), _ids(args, "cluster_id", "step_id")[0]
+    return fleets.scaling_cli(emr, cluster_id, args.dry_run, _dump, emr_api.emr_client)
 
 
 COMMANDS = {"package": cmd_package, "deps": cmd_deps, "upload": cmd_upload, "launch": cmd_launch,
             "submit": cmd_submit, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
             "terminate": cmd_terminate, "sizing": cmd_sizing, "schedule": cmd_schedule,
-            "quarantine-expiry": cmd_quarantine_expiry}
+            "quarantine-expiry": cmd_quarantine_expiry, "cost": cmd_cost,
+            "scaling": cmd_scaling}
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from spark_app.alerts_config import AlertsConfig, check_alerts
+from spark_app.cluster_config import FleetsConfig, ManagedScalingConfig, check_cluster
 from spark_app.config_dynamo import DynamoConfig, FaultConfig, check_dynamodb  # noqa: F401 (re-exported)
 from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
@@ -215,7 +216,7 @@ class ServerlessConfig:
     execution_role_arn: str
     application_name: str = "catalog-match-rate"
     release_label: Optional[str] = None  # default: emr.release_label
-    architecture: Literal["X86_64"] = "X86_64"  # the deps archive holds x86_64 wheels
+    architecture: Literal["X86_64", "ARM64"] = "X86_64"  # ARM64 (Graviton) takes the aarch64 deps archive
     idle_timeout_minutes: int = 15  # auto-stop of the application
     max_cpu: Optional[str] = None  # default: the sized workers, e.g. "28 vCPU"
     max_memory: Optional[str] = None  # e.g. "210 GB"
@@ -237,6 +238,8 @@ class EmrConfig:
     ec2_key_name: Optional[str] = None
     master: InstanceGroupConfig = field(default_factory=lambda: InstanceGroupConfig("m5.xlarge"))
     core: InstanceGroupConfig = field(default_factory=lambda: InstanceGroupConfig("r5.4xlarge", 2))
+    fleets: Optional[FleetsConfig] = None  # instance fleets instead of master/core (spark_app.cluster_config)
+    managed_scaling: Optional[ManagedScalingConfig] = None
     idle_timeout_seconds: int = 3600
     glue_catalog: bool = False
     python: str = "/usr/bin/python3"
@@ -328,6 +331,7 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: events.bucket_mb: must be at least 1")
     _check_report(cfg, source)
     check_alerts(cfg, source)
+    check_cluster(cfg.emr, source)
     from spark_app.quality.checks import validate_checks
 
     validate_checks(cfg.quality, source)

@@ -70,10 +70,19 @@ def test_another_python_fails_the_bootstrap_naming_the_version(node):
     assert "is Python 3.11; the dependency archive is built for CPython 3.9" in res.stderr
 
 
-def test_an_arm_node_fails_the_bootstrap(node):
+def test_an_arm_node_fails_the_bootstrap_of_an_x86_64_cluster(node):
     res = _run(node, str(node["python"]), MACHINE="aarch64")
     assert res.returncode == 1
     assert "this node is aarch64; the dependency archive holds x86_64 wheels" in res.stderr
+
+
+def test_a_graviton_cluster_takes_arm_nodes_and_refuses_x86_64_ones(node):
+    res = _run(node, str(node["python"]), "aarch64", MACHINE="aarch64")
+    assert res.returncode == 0, res.stderr
+    assert "is Python 3.9 on aarch64: the dependency archive fits" in res.stdout
+    res = _run(node, str(node["python"]), "aarch64")
+    assert res.returncode == 1
+    assert "this node is x86_64; the dependency archive holds aarch64 wheels" in res.stderr
 
 
 def test_a_missing_python_is_named(node):

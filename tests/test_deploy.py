@@ -51,7 +51,9 @@ def env(moto_server, tmp_path, monkeypatch):
     monkeypatch.setattr(deploy, "LAST_LAUNCH", tmp_path / "last_launch.json")
     dist = tmp_path / "dist"
     dist.mkdir()
-    (dist / deps.archive_name(deps.read_lock(ROOT))).write_bytes(b"stand-in for the deps archive")
+    for arch in deps.ARCHES:  # conf/emr.yaml's Graviton fleets, and this Serverless application's x86_64
+        name = deps.archive_name(deps.read_lock(ROOT, arch), arch)
+        (dist / name).write_bytes(b"stand-in for the deps archive")
     monkeypatch.setattr(deploy, "DIST", dist)
     emr = boto3.client("emr", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     return {"conf": str(path), "bucket": bucket, "s3": s3, "emr": emr, "tmp": tmp_path}
@@ -91,8 +93,18 @@ def test_sizing_of_the_config_says_what_it_cut(capsys):
     code, out, _ = _run(capsys, "sizing", "--conf", str(ROOT / "conf" / "emr.yaml"))
     got = json.loads(out)
     assert got["yarn"]["cuts"] == ["container 42 GiB -> 40 GiB (heap + overhead): 3 x 42 GiB = 126 GiB "
-                                   "> YARN's 120 GiB per r5.4xlarge"]
+                                   "> YARN's 120 GiB per r7g.4xlarge"]
     assert got["ec2"]["spark-defaults"]["spark.executor.memory"] == "36g"
+    fleets = got["fleets"]  # what the launch sends for conf/emr.yaml's fleets, type by type
+    assert fleets["executor"] == "5 cores, 36g + 4g (40 GiB container)"
+    assert fleets["per_type"]["r7g.8xlarge"] == {
+        "vcpu": 32, "yarn_memory_mb": 253952, "executors_per_node": 6, "container_gb_alone": 41,
+        "used_gb": 240}
+    assert fleets["notes"] == ["r7g.4xlarge, r6g.4xlarge forces a 40 GiB container on every type "
+                               "(r7g.8xlarge alone 41 GiB, r6g.8xlarge alone 41 GiB)"]
+    assert fleets["executors"] == {"initial": 5, "maximum": 17}
+    partitions = fleets["spark-defaults"]["spark.sql.shuffle.partitions"]
+    assert partitions == "170"  # the maximum's (17 executors), not the launch's 50
 
 
 def test_help_lists_every_command(capsys):
@@ -121,12 +133,16 @@ def test_upload_then_nothing_changes_on_the_second(env, capsys):
     code, out, _ = _run(capsys, "upload", "--conf", env["conf"])
     second = json.loads(out)
     assert second["uploaded"] == [] and sorted(second["skipped"]) == sorted(first["uploaded"])
-    assert first["deps"]["uploaded"] is True and second["deps"]["uploaded"] is False
+    # one archive per architecture the config runs: Graviton fleets (aarch64), an x86_64 Serverless app
+    assert [d["uploaded"] for d in first["deps"]] == [True, True]
+    assert [d["uploaded"] for d in second["deps"]] == [False, False]
     assert {"create_application.json", "start_job_run.json"} <= set(first["uploaded"])
-    key = first["deps"]["key"]
-    assert key == f"catalog-match-rate/deps/{deps.archive_name(deps.read_lock(ROOT))}"
-    stored = env["s3"].get_object(Bucket=env["bucket"], Key=key)["Body"].read()
-    assert stored == b"stand-in for the deps archive"
+    keys = [d["key"] for d in first["deps"]]
+    names = [deps.archive_name(deps.read_lock(ROOT, a), a) for a in deps.ARCHES]
+    assert keys == [f"catalog-match-rate/deps/{name}" for name in names]
+    for key in keys:
+        stored = env["s3"].get_object(Bucket=env["bucket"], Key=key)["Body"].read()
+        assert stored == b"stand-in for the deps archive"
     body = env["s3"].get_object(Bucket=env["bucket"], Key="catalog-match-rate/current.json")["Body"]
     manifest = json.loads(body.read())
     assert manifest["version"] == first["version"]

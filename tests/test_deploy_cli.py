@@ -113,6 +113,9 @@ def test_sizing_refuses_zero_nodes_and_asks_for_everything_an_unknown_type_needs
 
 def test_sizing_prints_the_spark_defaults_a_launch_sends_and_that_they_fit(tmp_path):
     conf = yaml.safe_load((ROOT / "conf" / "emr.yaml").read_text())
+    for fleet_only in ("fleets", "managed_scaling"):  # a cluster of instance groups
+        conf["emr"].pop(fleet_only)
+    conf["emr"]["master"] = {"instance_type": "m5.xlarge"}
     conf["emr"]["core"] = {"instance_type": "r5.12xlarge", "count": 19}
     conf["emr"]["spark_conf"] = {"spark.executor.memory": "35g"}  # on top of the sizing, as launch sends it
     path = tmp_path / "big.yaml"

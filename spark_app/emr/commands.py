@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from spark_app.config import Config
-from spark_app.emr import launch, serverless
+from spark_app.emr import deps, fleets, launch, serverless
+from spark_app.emr.deps import ARCHES
 from spark_app.emr.sizing import compute_sizing, serverless_workers, yarn_usage
+from spark_app.errors import ConfigError
 from spark_app.run_days import PIPELINES, add_day_options, check_pipeline, days_to_run
 
-TARGETED = ("launch", "status", "logs", "cancel")
+TARGETED = ("launch", "status", "logs", "cancel", "cost")
 HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<hash>.tar.gz from the lock",
         "upload": "put the release and the deps archive on S3", "launch": "run a day on a new cluster or on "
         "EMR Serverless", "submit": "add the step to a running cluster", "status": "state of the last run "
@@ -23,6 +26,8 @@ HELP = {"package": "build the release into dist/", "deps": "build dist/deps-<has
         "sizing": "executor sizing and whether it fits YARN", "schedule": "daily launch by EventBridge",
         "quarantine-expiry": "S3 lifecycle rule expiring the quarantine prefix"}
 HELP["alerts"] = "failure alerts and the deadline watch: SNS topic, EventBridge rules, alert Lambda"
+HELP["scaling"] = "put emr.managed_scaling on a running cluster (PutManagedScalingPolicy)"
+HELP["cost"] = "what a run costs: a cluster's instance-hours or a job run's billed hours (--dry-run: a plan)"
 
 
 def parser(description: str, dist: str) -> argparse.ArgumentParser:
@@ -37,6 +42,8 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     cmds["package"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--out", default=dist)
     cmds["deps"].add_argument("--cache-dir", help="pip's cache (default: pip's own)")
+    cmds["deps"].add_argument("--arch", choices=ARCHES, default=ARCHES[0],
+                              help="x86_64, or aarch64 for Graviton")
     for name in ("launch", "submit"):
         p = cmds[name]
         p.add_argument("--pipeline", help=f"one of: {', '.join(PIPELINES)} (default: emr.schedule.pipeline)")
@@ -49,9 +56,9 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     for name in ("launch", "status"):
         cmds[name].add_argument("--wait", action="store_true", help="follow until the run is done")
         cmds[name].add_argument("--timeout", type=float, help="stop following after this many seconds")
-    for name in ("status", "logs", "cancel", "terminate"):
+    for name in ("status", "logs", "cancel", "terminate", "cost", "scaling"):
         cmds[name].add_argument("--cluster-id", help="default: the last launch from this machine")
-    for name in ("status", "logs", "cancel"):
+    for name in ("status", "logs", "cancel", "cost"):
         cmds[name].add_argument("--step-id", help="default: the last launch's step")
         cmds[name].add_argument("--application-id", help="serverless; default: the last launch's")
         cmds[name].add_argument("--job-run-id", help="serverless; default: the last launch's")
@@ -60,7 +67,31 @@ def parser(description: str, dist: str) -> argparse.ArgumentParser:
     cmds["sizing"].add_argument("--instance-type", help="default: emr.core.instance_type")
     cmds["sizing"].add_argument("--nodes", type=_at_least_one, help="core nodes (default: emr.core.count)")
     cmds["quarantine-expiry"].add_argument("--days", type=int, help="default: events.quarantine_expire_days")
+    cost = cmds["cost"]
+    cost.add_argument("--hours", type=float, default=1.0, help="--dry-run: billed hours of the cluster, "
+                      "start-up included (default 1)")
+    cost.add_argument("--keys-asked", type=float, default=400_000, help="DynamoDB keys the run asked for "
+                      "(its summary's keys_asked; default 400,000: docs/scaling.md's 8 M-event day)")
+    cost.add_argument("--prices", help="price table (default conf/prices.yaml)")
     return parser
+
+
+def deps_archives(cfg: Config, dist: Path, root: Path) -> List[Tuple[Path, str, str]]:
+    """(local archive, bucket, key) for each architecture the config's EC2 nodes and Serverless workers
+    run; ConfigError naming the `make deps` to run when one is not built (a dry run refuses it too)."""
+    emr = launch.emr_section(cfg)
+    arches = {launch.cluster_arch(emr)}
+    if emr.serverless is not None:
+        arches.add(serverless.archive_arch(emr.serverless))
+    out = []
+    for arch in sorted(arches, key=ARCHES.index):
+        archive = dist / deps.archive_name(deps.read_lock(root, arch), arch)
+        if not archive.is_file():
+            make = "make deps" + ("" if arch == deps.X86_64 else f" ARCH={arch}")
+            raise ConfigError(f"{archive}: the dependency archive is not built; run `{make}` first")
+        bucket, key = launch.deps_uri(emr, arch=arch)[len("s3://"):].split("/", 1)
+        out.append((archive, bucket, key))
+    return out
 
 
 def _at_least_one(text: str) -> int:
@@ -98,9 +129,14 @@ def sizing_report(cfg: Optional[Config], instance_type: str, nodes: int,
     rule = compute_sizing(instance_type, nodes, table)
     workers = serverless_workers(rule)
     emr = cfg.emr if cfg is not None else None
+    fleet = None
+    if cfg is not None and emr is not None and emr.fleets is not None:  # what the launch sends, per type
+        sent = launch.spark_defaults(cfg, table)
+        fleet = fleets.sizing_report(emr.fleets, table, emr.managed_scaling, sent)
     if cfg is not None and emr is not None:
         core = dataclasses.replace(emr.core, instance_type=instance_type, count=nodes)
-        cfg = dataclasses.replace(cfg, emr=dataclasses.replace(emr, core=core))
+        emr = dataclasses.replace(emr, core=core, fleets=None, managed_scaling=None)  # this group alone
+        cfg = dataclasses.replace(cfg, emr=emr)
         ec2 = launch.spark_defaults(cfg, table)
         sls = serverless.spark_conf(cfg, table) if emr.serverless else workers.spark_conf()
         capacity = serverless.create_application_request(cfg, table)["maximumCapacity"] if emr.serverless \
@@ -119,4 +155,5 @@ def sizing_report(cfg: Optional[Config], instance_type: str, nodes: int,
         "rule": {"what": "the AWS post's rule before fitting to YARN (not sent as is)", **shown,
                  "explanation": rule.explain()},
         "yarn": dataclasses.asdict(rule.yarn),
+        **({"fleets": fleet} if fleet else {}),
     }

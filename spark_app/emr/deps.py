@@ -11,6 +11,10 @@ the packages through PYTHONPATH=./deps, so no node installs anything or reaches 
 
 The archive's name carries a hash of the lock and of the build's target, which fixes its
 content (the lock pins every wheel's hash): a dry run can name it without building 90 MB.
+
+Graviton nodes (arm64) take a second archive built the same way from `requirements/node-aarch64.lock`
+(`make lock` resolves both with the same pins; `make deps ARCH=aarch64` builds it): every function
+taking `arch` serves x86_64 (the default) or aarch64.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from spark_app.errors import ConfigError
 
 LOCK = "requirements/node.lock"
 PLATFORM = "manylinux2014_x86_64"
+X86_64, AARCH64 = "x86_64", "aarch64"
+ARCHES = (X86_64, AARCH64)
+LOCKS = {X86_64: LOCK, AARCH64: "requirements/node-aarch64.lock"}
+PLATFORMS = {X86_64: PLATFORM, AARCH64: "manylinux2014_aarch64"}
 PYTHON_VERSION = "3.9"
 ABI = "cp39"
 ALIAS = "deps"  # the folder the archive is unpacked into, in each container's working directory
@@ -38,20 +46,26 @@ _FORMAT = "1"  # bump when the archive's layout changes for the same lock
 _SKIP_TOP = {"bin"}  # console scripts: their shebang names this machine's interpreter
 
 
-def lock_path(root: str | Path) -> Path:
-    return Path(root) / LOCK
+def _arch(arch: str) -> str:
+    if arch not in ARCHES:
+        raise ConfigError(f"no dependency archive for architecture {arch!r} (known: {', '.join(ARCHES)})")
+    return arch
 
 
-def read_lock(root: str | Path) -> bytes:
-    path = lock_path(root)
+def lock_path(root: str | Path, arch: str = X86_64) -> Path:
+    return Path(root) / LOCKS[_arch(arch)]
+
+
+def read_lock(root: str | Path, arch: str = X86_64) -> bytes:
+    path = lock_path(root, arch)
     if not path.is_file():
         raise ConfigError(f"{path}: no lock file; run `make lock`")
     return path.read_bytes()
 
 
-def archive_name(lock: bytes) -> str:
+def archive_name(lock: bytes, arch: str = X86_64) -> str:
     """deps-<hash>.tar.gz, the hash over the lock and the target it is built for."""
-    h = hashlib.sha256(f"{_FORMAT}\0{PLATFORM}\0{PYTHON_VERSION}\0{ABI}\0".encode())
+    h = hashlib.sha256(f"{_FORMAT}\0{PLATFORMS[_arch(arch)]}\0{PYTHON_VERSION}\0{ABI}\0".encode())
     h.update(lock)
     return f"{ALIAS}-{h.hexdigest()[:12]}.tar.gz"
 
@@ -72,21 +86,26 @@ def normalize(name: str) -> str:
 
 
 WHEELS = ".deps-wheels"  # the lock's wheels, downloaded once (ignored); builds install from here alone
-_TARGET = ["--platform", PLATFORM, "--python-version", PYTHON_VERSION, "--implementation", "cp",
-           "--abi", ABI, "--abi", "abi3", "--abi", "none", "--only-binary=:all:", "--require-hashes",
-           "--no-deps"]
+WHEEL_DIRS = {X86_64: WHEELS, AARCH64: ".deps-wheels-aarch64"}
 
 
-def pip_download_command(lock: Path, wheels: Path, cache_dir: Optional[Path] = None) -> List[str]:
+def _target(arch: str = X86_64) -> List[str]:
+    return ["--platform", PLATFORMS[_arch(arch)], "--python-version", PYTHON_VERSION,
+            "--implementation", "cp", "--abi", ABI, "--abi", "abi3", "--abi", "none", "--only-binary=:all:",
+            "--require-hashes", "--no-deps"]
+
+
+def pip_download_command(lock: Path, wheels: Path, cache_dir: Optional[Path] = None,
+                         arch: str = X86_64) -> List[str]:
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-           "--dest", str(wheels), *_TARGET, "-r", str(lock)]
+           "--dest", str(wheels), *_target(arch), "-r", str(lock)]
     return cmd + (["--cache-dir", str(cache_dir)] if cache_dir else [])
 
 
-def pip_install_command(lock: Path, target: Path, wheels: Path) -> List[str]:
+def pip_install_command(lock: Path, target: Path, wheels: Path, arch: str = X86_64) -> List[str]:
     """Offline: only the downloaded wheels (their hashes checked against the lock again)."""
     return [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-index", "--find-links", str(wheels), "--target", str(target), *_TARGET,
+            "--no-index", "--find-links", str(wheels), "--target", str(target), *_target(arch),
             "--no-compile", "-r", str(lock)]
 
 
@@ -97,23 +116,23 @@ def missing_wheels(lock: Path, wheels: Path) -> List[str]:
     return sorted(f"{n}=={v}" for n, v in pins if f"{normalize(n)}=={v}" not in have)
 
 
-def download(lock: Path, wheels: Path, cache_dir: Optional[Path] = None) -> None:
+def download(lock: Path, wheels: Path, cache_dir: Optional[Path] = None, arch: str = X86_64) -> None:
     """Fetch the lock's wheels for the cluster's Python into `wheels`, unless all are there already."""
     wheels.mkdir(parents=True, exist_ok=True)
     if not missing_wheels(lock, wheels):
         return
-    _pip(pip_download_command(lock, wheels, cache_dir), f"download {lock}")
+    _pip(pip_download_command(lock, wheels, cache_dir, arch), f"download {lock}", arch)
 
 
-def install(lock: Path, target: Path, wheels: Path) -> None:
+def install(lock: Path, target: Path, wheels: Path, arch: str = X86_64) -> None:
     """Install the lock's wheels for the cluster's Python into `target` (binary only, offline)."""
-    _pip(pip_install_command(lock, target, wheels), f"install {lock}")
+    _pip(pip_install_command(lock, target, wheels, arch), f"install {lock}", arch)
 
 
-def _pip(cmd: List[str], what: str) -> None:
+def _pip(cmd: List[str], what: str, arch: str = X86_64) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise ConfigError(f"pip could not {what} for CPython {PYTHON_VERSION} {PLATFORM}:\n"
+        raise ConfigError(f"pip could not {what} for CPython {PYTHON_VERSION} {PLATFORMS[arch]}:\n"
                           f"{done.stderr.strip()[-2000:]}")
 
 
@@ -148,20 +167,21 @@ class Archive:
                 "seconds": round(self.seconds, 1)}
 
 
-def build_archive(root: str | Path, out_dir: str | Path, cache_dir: Optional[Path] = None) -> Archive:
-    """dist/deps-<hash>.tar.gz from requirements/node.lock; reused when that file already exists.
+def build_archive(root: str | Path, out_dir: str | Path, cache_dir: Optional[Path] = None,
+                  arch: str = X86_64) -> Archive:
+    """dist/deps-<hash>.tar.gz from the architecture's lock; reused when that file already exists.
 
-    The wheels are downloaded once into `<root>/.deps-wheels` (the only step that needs PyPI);
-    the install that fills the archive reads them alone.
+    The wheels are downloaded once into `<root>/.deps-wheels` (`.deps-wheels-aarch64`; the only
+    step that needs PyPI); the install that fills the archive reads them alone.
     """
     started = time.monotonic()
-    lock = read_lock(root)
-    out = Path(out_dir) / archive_name(lock)
+    lock = read_lock(root, arch)
+    out = Path(out_dir) / archive_name(lock, arch)
     if not out.is_file():
-        wheels = Path(root) / WHEELS
-        download(lock_path(root), wheels, cache_dir)
+        wheels = Path(root) / WHEEL_DIRS[_arch(arch)]
+        download(lock_path(root, arch), wheels, cache_dir, arch)
         with tempfile.TemporaryDirectory(prefix="deps-") as tmp:
-            install(lock_path(root), Path(tmp) / ALIAS, wheels)
+            install(lock_path(root, arch), Path(tmp) / ALIAS, wheels, arch)
             out.parent.mkdir(parents=True, exist_ok=True)
             partial = out.with_name(out.name + ".partial")
             with partial.open("wb") as fh:
@@ -183,14 +203,14 @@ def wheel_tags(archive: Path) -> Dict[str, List[str]]:
     return tags
 
 
-def fits_cluster(tag: str) -> bool:
-    """A wheel tag CPython 3.9 on manylinux x86_64 can load: cp39/abi3/py3, manylinux x86_64 or any."""
+def fits_cluster(tag: str, arch: str = X86_64) -> bool:
+    """A wheel tag CPython 3.9 on manylinux `arch` can load: cp39/abi3/py3, manylinux `arch` or any."""
     interpreter, abi, platform = tag.split("-")
     stable = abi == "abi3" and interpreter.startswith("cp3") and int(interpreter[2:]) <= 39
     py_ok = interpreter in ("cp39", "py3", "py2.py3") or stable
     abi_ok = abi in ("cp39", "abi3", "none")
     plat_ok = platform == "any" or all(
-        p.startswith("manylinux") and p.endswith("_x86_64") for p in platform.split(".")
+        p.startswith("manylinux") and p.endswith("_" + _arch(arch)) for p in platform.split(".")
     )
     return py_ok and abi_ok and plat_ok
 

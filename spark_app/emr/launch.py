@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from spark_app.config import Config, EmrConfig
-from spark_app.emr import deps
+from spark_app.emr import deps, fleets
 from spark_app.emr.packaging import ENTRY_POINT, ZIP_NAME, version_prefix
-from spark_app.emr.sizing import check_fit, compute_sizing
+from spark_app.emr.polling import poll
 from spark_app.errors import ConfigError
 from spark_app.jvm import deequ_jar_name
 
@@ -44,15 +44,21 @@ def artifact_uri(emr: EmrConfig, version: str, name: str) -> str:
     return f"s3://{emr.bucket}/{version_prefix(emr.prefix, version)}/{name}"
 
 
-def deps_uri(emr: EmrConfig, name: Optional[str] = None) -> str:
-    """Where the dependency archive lives: one per lock, shared by every release built from it."""
-    name = name or deps.archive_name(deps.read_lock(PROJECT_ROOT))
+def deps_uri(emr: EmrConfig, name: Optional[str] = None, arch: str = deps.X86_64) -> str:
+    """Where the dependency archive lives: one per lock and architecture, shared by every release."""
+    name = name or deps.archive_name(deps.read_lock(PROJECT_ROOT, arch), arch)
     return f"s3://{emr.bucket}/{emr.prefix.strip('/')}/deps/{name}"
 
 
+def cluster_arch(emr: EmrConfig) -> str:
+    """x86_64 or aarch64: the one architecture of every instance type the cluster may get."""
+    types = fleets.all_types(emr.fleets) if emr.fleets else [emr.master.instance_type, emr.core.instance_type]
+    return fleets.cluster_architecture(types)
+
+
 def archive_conf(emr: EmrConfig, deps_name: Optional[str] = None) -> List[str]:
-    """spark-submit `--conf` pairs: unpack the archive as ./deps in every container, on PYTHONPATH."""
-    pairs = deps.spark_conf(deps_uri(emr, deps_name))
+    """spark-submit `--conf` pairs: the cluster architecture's archive unpacked as ./deps, on PYTHONPATH."""
+    pairs = deps.spark_conf(deps_uri(emr, deps_name, cluster_arch(emr)))
     return [arg for key in sorted(pairs) for arg in ("--conf", f"{key}={pairs[key]}")]
 
 
@@ -95,10 +101,10 @@ def ships_release_deequ_jar(cfg: Config) -> bool:
 
 
 def spark_defaults(cfg: Config, instance_types: Mapping[str, Mapping[str, float]]) -> Dict[str, str]:
-    """Sizing fitted to YARN, the containers' Python env, emr.spark_conf on top; refused unless it fits."""
+    """Sizing fitted to YARN (groups or fleets), the containers' Python env, emr.spark_conf on top;
+    refused unless it fits."""
     emr = emr_section(cfg)
-    sizing = compute_sizing(emr.core.instance_type, emr.core.count, instance_types)
-    props = sizing.spark_defaults()
+    props, check = fleets.sized_defaults(emr, instance_types)
     props.update(
         {
             "spark.yarn.appMasterEnv.PYSPARK_PYTHON": emr.python,
@@ -108,7 +114,7 @@ def spark_defaults(cfg: Config, instance_types: Mapping[str, Mapping[str, float]
         }
     )
     props.update(emr.spark_conf)
-    check_fit(props, emr.core.count, sizing.yarn.yarn_memory_mb)
+    check(props)
     return props
 
 
@@ -182,13 +188,24 @@ def bootstrap_actions(emr: EmrConfig, version: str) -> List[Dict[str, Any]]:
             "Name": "check python for the deps archive",
             "ScriptBootstrapAction": {
                 "Path": artifact_uri(emr, version, BOOTSTRAP_SCRIPT),
-                "Args": [emr.python],
+                "Args": [emr.python, cluster_arch(emr)],
             },
         }
     ]
 
 
-def instances(emr: EmrConfig) -> Dict[str, Any]:
+def instances(emr: EmrConfig, instance_types: Optional[Mapping[str, Mapping[str, float]]] = None,
+              ) -> Dict[str, Any]:
+    if emr.fleets is not None:  # fleets (several types, Spot task capacity, several subnets)
+        from spark_app.emr.sizing import load_instance_types
+
+        table = instance_types if instance_types is not None else \
+            load_instance_types(overrides=emr.instance_types)
+        spec = {"InstanceFleets": fleets.instance_fleets(emr.fleets, table),
+                "KeepJobFlowAliveWhenNoSteps": False, "TerminationProtected": False}
+        spec.update({"Ec2SubnetIds": list(emr.fleets.subnet_ids)} if emr.fleets.subnet_ids else {})
+        spec.update({"Ec2KeyName": emr.ec2_key_name} if emr.ec2_key_name else {})
+        return spec
     groups = []
     for role, group in (("MASTER", emr.master), ("CORE", emr.core)):
         groups.append(
@@ -225,12 +242,15 @@ def run_job_flow_request(
     emr = emr_section(cfg)
     name = f"{emr.prefix} {label}"
     tags = {**emr.tags, "artifact-version": version}
+    scaling = {"ManagedScalingPolicy": fleets.managed_scaling_policy(emr.managed_scaling)} \
+        if emr.managed_scaling else {}
     return {
         "Name": name,
         "LogUri": log_uri(emr),
         "ReleaseLabel": emr.release_label,
         "Applications": [{"Name": "Hadoop"}, {"Name": "Spark"}],
-        "Instances": instances(emr),
+        "Instances": instances(emr, instance_types),
+        **scaling,
         "BootstrapActions": bootstrap_actions(emr, version),
         "Configurations": configurations(cfg, instance_types),
         "Steps": [spark_submit_step(cfg, version, job_args, conf_name, name, deps_name)],
@@ -331,34 +351,6 @@ def wait(
         lambda now: (now.cluster_state, now.step_state),
         poll_seconds, max_poll_seconds, timeout_seconds, echo, sleep,
     )
-
-
-def poll(
-    read: Callable[[], Any],
-    phase: Callable[[Any], Any],
-    poll_seconds: float,
-    max_poll_seconds: float,
-    timeout_seconds: Optional[float],
-    echo: Callable[[str], None],
-    sleep: Callable[[float], None],
-) -> Any:
-    """Call `read` until its status is `done` (or the timeout passed), echoing its `line()` each time
-    its `phase` changes; returns the last status (EMR steps and EMR Serverless job runs alike).
-
-    The interval grows by half each poll up to `max_poll_seconds`: a run lasts minutes to hours,
-    so fast polling only burns the API's request quota.
-    """
-    last, delay, waited = None, poll_seconds, 0.0
-    while True:
-        now = read()
-        if phase(now) != last:
-            echo(now.line())
-            last = phase(now)
-        if now.done or (timeout_seconds is not None and waited >= timeout_seconds):
-            return now
-        sleep(delay)
-        waited += delay
-        delay = min(delay * 1.5, max_poll_seconds)
 
 
 def cancel_step(client: Any, cluster_id: str, step_id: str) -> str:

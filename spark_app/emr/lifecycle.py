@@ -65,3 +65,17 @@ def set_quarantine_expiry(s3: Any, bucket: str, rule: Dict[str, Any]) -> List[Di
     rules = merged_rules(current_rules(s3, bucket), rule)
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
     return rules
+
+
+def cli(cfg: Config, days: Any, dry_run: bool, dump: Any) -> int:
+    """`deploy.py quarantine-expiry`: the rule for `days` (default events.quarantine_expire_days)."""
+    from spark_app.emr.launch import emr_section, s3_client
+
+    bucket, prefix = quarantine_location(cfg)
+    emr = emr_section(cfg)
+    rule = expiry_rule(prefix, days if days is not None else cfg.events.quarantine_expire_days)
+    if dry_run:
+        dump({"bucket": bucket, "rule": rule})
+        return 0
+    dump({"bucket": bucket, "rules": set_quarantine_expiry(s3_client(emr), bucket, rule)})
+    return 0

@@ -23,11 +23,11 @@ from spark_app.emr.launch import (
     deequ_jar,
     deps_uri,
     emr_section,
-    poll,
     s3_client,
 )
 from spark_app.emr.logs import Diagnosis, best_cause, parse_container_stderr, read_gz
 from spark_app.emr.packaging import ENTRY_POINT, ZIP_NAME
+from spark_app.emr.polling import poll
 from spark_app.emr.sizing import Workers, compute_sizing, serverless_workers
 from spark_app.errors import ConfigError
 from spark_app.s3_uri import split_s3_uri
@@ -74,12 +74,18 @@ def create_application_request(cfg: Config, instance_types: Table) -> Dict[str, 
     }
 
 
+def archive_arch(sls: ServerlessConfig) -> str:
+    """The dependency archive an application's workers load: ARM64 takes the aarch64 one."""
+    return deps.AARCH64 if sls.architecture == "ARM64" else deps.X86_64
+
+
 def spark_conf(cfg: Config, instance_types: Table,
                deps_name: Optional[str] = None) -> Dict[str, str]:
-    """Worker sizes, the deps archive on PYTHONPATH, pydeequ's SPARK_VERSION, then serverless.spark_conf."""
+    """Worker sizes, the deps archive (of the application's architecture) on PYTHONPATH, pydeequ's
+    SPARK_VERSION, then serverless.spark_conf."""
     emr = emr_section(cfg)
     props = workers(cfg, instance_types).spark_conf()
-    props.update(deps.spark_conf(deps_uri(emr, deps_name)))
+    props.update(deps.spark_conf(deps_uri(emr, deps_name, archive_arch(serverless_section(cfg)))))
     props.update({
         "spark.emr-serverless.driverEnv.SPARK_VERSION": SPARK_MAJOR_MINOR,
         "spark.executorEnv.SPARK_VERSION": SPARK_MAJOR_MINOR,

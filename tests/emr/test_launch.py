@@ -101,7 +101,7 @@ def test_bootstrap_only_checks_the_configured_python_and_installs_nothing():
         {
             "Name": "check python for the deps archive",
             "ScriptBootstrapAction": {
-                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh", "Args": ["/usr/bin/python3"],
+                "Path": f"s3://art-bkt/cmr/{VERSION}/setup.sh", "Args": ["/usr/bin/python3", "x86_64"],
             },
         }
     ]
@@ -210,7 +210,7 @@ def test_launch_on_moto_holds_every_field(moto_server):
     ]
     (action,) = client.list_bootstrap_actions(ClusterId=launched.cluster_id)["BootstrapActions"]
     assert action["ScriptPath"] == f"s3://art-bkt/cmr/{VERSION}/setup.sh"
-    assert action["Args"] == ["/usr/bin/python3"]
+    assert action["Args"] == ["/usr/bin/python3", "x86_64"]
     (step,) = client.list_steps(ClusterId=launched.cluster_id)["Steps"]
     assert launched.step_ids == [step["Id"]]
     assert step["Config"]["Args"] == request["Steps"][0]["HadoopJarStep"]["Args"]
