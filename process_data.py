@@ -293,14 +293,13 @@ def _load_pipeline(name: str):
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "botocore", "urllib3", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Stage lines, warnings and errors on the terminal, everything in the log file (spark_app.logs);
+    under spark-submit everything on stderr, which is the step's log."""
+    from spark_app.logs import chosen_log_file, setup
+
+    log_file = setup(chosen_log_file())
+    if log_file is not None:
+        log.info("log file (all messages, Spark's too): %s", log_file)
 
 
 if __name__ == "__main__":
