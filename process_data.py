@@ -166,11 +166,14 @@ def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
 
 
 def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str, engine: str = "native") -> int:
+    """`quality`: the day judged as a run judges it (history read from PostgreSQL), nothing written.
+    `suggest`: the day's suggested constraints, each one passing on this day when pasted."""
     from spark_app.progress import Progress
 
     progress = Progress(f"{pipeline.NAME} {day}")
 
     def inspect() -> None:
+        store = _history_store(cfg) if command == "quality" else None  # before Spark reads the day
         tables = pipeline.compute_tables(spark, cfg, day, progress, run_id=f"{command}-{day}")
         if command == "suggest":
             from spark_app.quality.suggest import suggest_constraints
@@ -183,14 +186,28 @@ def _inspect_day(spark, cfg: Config, pipeline, day: date, command: str, engine: 
                     theirs = deequ_suggestions(spark, df)
                     _print_suggestions(name, "Deequ's ConstraintSuggestionRunner", theirs)
             return
-        gate = pipeline.check_quality(spark, cfg, tables, day, run_id=f"quality-{day}")
+        gate = pipeline.check_quality(spark, cfg, tables, day, f"quality-{day}", store, record=False)
         print(gate.format())
         if gate.errors:
             from spark_app.errors import QualityGateFailed
 
-            raise QualityGateFailed(f"{len(gate.errors)} Error-level constraint(s) failed for {day}")
+            lines = [f"{r.table}: {r.check}: {r.message}" for r in gate.errors]
+            failed = f"{len(gate.errors)} Error-level constraint(s) failed for {day}"
+            raise QualityGateFailed(f"{failed}; a run would publish nothing:\n  " + "\n  ".join(lines))
 
     return _guarded(inspect)
+
+
+def _history_store(cfg: Config):
+    """The PostgreSQL that a run would compare the day with, read only; None before the first run."""
+    from spark_app.postgres.connect import connection_spec
+    from spark_app.quality.store import history_store
+
+    store = history_store(connection_spec(cfg.postgres), cfg.postgres.schema)
+    if store is None:
+        log.info("no quality history in schema %s yet: the day is judged as a first run would be",
+                 cfg.postgres.schema)
+    return store
 
 
 def _print_suggestions(table: str, by: str, suggestions) -> None:
@@ -268,14 +285,13 @@ def _load_pipeline(name: str):
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "botocore", "urllib3", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Stage lines, warnings and errors on the terminal, everything in the log file (spark_app.logs);
+    under spark-submit everything on stderr, which is the step's log."""
+    from spark_app.logs import chosen_log_file, setup
+
+    log_file = setup(chosen_log_file())
+    if log_file is not None:
+        log.info("log file (all messages, Spark's too): %s", log_file)
 
 
 if __name__ == "__main__":

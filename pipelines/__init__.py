@@ -2,7 +2,8 @@
 
 A pipeline module exposes `NAME`, `run(spark, cfg, day, progress)` and
 `compute_tables(spark, cfg, day, progress, run_id)` (the day's tables, nothing written),
-and `check_quality(spark, cfg, tables, day, run_id, spec=None)`.
+and `check_quality(spark, cfg, tables, day, run_id, spec=None, record=True)` (the day's verdict
+against the history in `spec`; `record=False` writes nothing).
 """
 
 from __future__ import annotations

@@ -287,8 +287,13 @@ def check_quality(
     day: date,
     run_id: str,
     spec: Optional[Any] = None,
+    record: bool = True,
 ):
-    """Run the configured (or default) checks on every table; record metrics when `spec` is given."""
+    """Run the configured (or default) checks on every table against the history in `spec`.
+
+    The day's metrics are recorded when `spec` is given and `record` is true; `record=False`
+    judges the same way and writes nothing (`process_data.py quality`).
+    """
     from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS, SHRINK_TARGET
     from spark_app.quality.gate import run_gate
 
@@ -303,6 +308,7 @@ def check_quality(
         spec=spec,
         schema=cfg.postgres.schema,
         shrink_target=SHRINK_TARGET,
+        record=record,
     )
     return gate  # run_gate has logged each warning
 

@@ -1,6 +1,6 @@
 """The catalog-match-rate library: one subpackage per part of the daily job.
 
-    config, errors, session, ...   the shared modules, at the root
+    config, errors, session, logs, ...   the shared modules, at the root
     events/    the event-log source (S3 or local)        presto/    the Presto source
     dynamo/    catalog enrichment                        postgres/  load, publish, schema
     quality/   the data-quality gate                     report/    the catalog health report

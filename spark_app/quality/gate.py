@@ -159,11 +159,14 @@ def run_gate(
     schema: Optional[str] = None,
     spec: Any = None,
     shrink_target: Any = None,
+    record: bool = True,
 ) -> GateResult:
     """Verify every table, check anomalies against the stored history, then save the day's metrics.
 
     `store` (or its alias `spec`) is a ConnectionSpec, an SQLAlchemy Engine or a URL; without it
-    no history is read or written. `schema` holds `quality_metrics` (default public).
+    no history is read or written. `schema` holds `quality_metrics` (default public). With
+    `record=False` the history is read and the day judged exactly as with `record=True`, but
+    nothing is written (`process_data.py quality`).
     `shrink_target` (a `spark_app.quality.shrink.ShrinkTarget`) adds the shrink guard. Failed
     Warning-level constraints are logged; the caller decides on errors (`raise_if_failed()`).
     """
@@ -187,7 +190,7 @@ def run_gate(
         from spark_app.quality.shrink import check_shrink
 
         gate.anomalies += check_shrink(store, pipeline, day, gate.metrics, shrink_target, cfg.shrink, schema)
-    if store is not None:
+    if store is not None and record:
         from spark_app.quality.store import save_metrics
 
         for table, report in gate.reports.items():

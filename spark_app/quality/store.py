@@ -95,6 +95,24 @@ def save_metrics(
     return len(rows)
 
 
+def history_store(spec: ConnectionSpec, schema: Optional[str] = None) -> Optional[ConnectionSpec]:
+    """`spec` when `schema` holds `quality_metrics`, None when it was never created (no history yet).
+
+    Reads only: a check that writes nothing (`process_data.py quality`) does not migrate the
+    schema, where a run would first create it empty. PostgreSQL out of reach is a SinkError.
+    """
+    from sqlalchemy import text
+
+    target = qualified(schema or "public", TABLE)
+    try:
+        with _engine(spec) as engine, engine.connect() as conn:
+            exists = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": target}).scalar()
+    except Exception as exc:
+        where = f"{target} on {_where(spec)}"
+        raise SinkError(f"reading the metrics history {where} failed: {_error(exc, spec)}") from None
+    return spec if exists else None
+
+
 def load_metrics(
     store: Any, pipeline: str, table: str, day: DayLike, schema: Optional[str] = None
 ) -> List[Metric]:

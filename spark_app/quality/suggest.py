@@ -12,7 +12,11 @@ collects the value sets of low-cardinality string columns. Rules, as Deequ's:
 - strings that are numbers  -> hasDataType             (RetainTypeRule)
 
 Each suggestion carries Deequ's Scala code and, where this project has the check, the
-`CheckConfig` to paste under `quality.checks`.
+`CheckConfig` to paste under `quality.checks`. Pasted, a suggestion passes on the day it was
+suggested from: uniqueness, which both rule sets guess from an approximate distinct count, is
+kept only for a column that is exactly unique on its own (one more Spark job), and the table's
+key is suggested as a compound `isUnique` (`KeyPrefixRule`: the shortest run of leading
+columns, two or more, that is exactly unique, e.g. day, advertiser_id, product_id).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ def config_line(c: CheckConfig) -> str:
     parts = [f"check: {c.check}"]
     if c.column:
         parts.append(f"column: {json.dumps(c.column)}")
+    if c.columns:
+        parts.append(f"columns: [{', '.join(json.dumps(x) for x in c.columns)}]")
     if c.values:
         parts.append(f"values: [{', '.join(json.dumps(v) for v in c.values)}]")
     if c.min is not None:
@@ -91,10 +97,17 @@ def check_from_code(code: str) -> Optional[CheckConfig]:
     name, column, rest = match.groups()
     if name in _SIMPLE:
         return CheckConfig(name, column=column)
-    if name == "isContainedIn":
-        values = tuple(sorted(json.loads(f'"{v}"') for v in re.findall(r'"((?:[^"\\]|\\.)*)"', rest)))
-        return CheckConfig("isContainedIn", column=column, values=values) if values else None
     bound = re.search(r">=\s*([0-9.eE+-]+)", rest)
+    if name == "isContainedIn":
+        # the values are the Array(...) (Scala) or [...] (pydeequ) alone: a fractional range goes on
+        # with its bound and its message ("It should be above 0.91!"), neither of them a value
+        listed = re.match(r'\s*,\s*(?:Array\(|\[)((?:"(?:[^"\\]|\\.)*"|[\s,])*)[)\]]', rest)
+        if not listed:
+            return None
+        quoted = re.findall(r'"((?:[^"\\]|\\.)*)"', listed.group(1))
+        values = tuple(sorted(json.loads(f'"{v}"') for v in quoted))
+        share = float(bound.group(1)) if bound and bound.start() >= listed.end() else None
+        return CheckConfig("isContainedIn", column=column, values=values, min=share) if values else None
     if name == "hasCompleteness" and bound:
         return CheckConfig("hasCompleteness", column=column, min=float(bound.group(1)))
     return None
@@ -154,7 +167,62 @@ def suggest_constraints(df: Any) -> Suggestions:
             )
         if isinstance(t, StringType) and nn:
             out.extend(_retained_type(c, nn, profile))
+    return with_exact_keys(df, out)
+
+
+MAX_KEY_COLUMNS = 4  # the longest run of leading columns tried as the table's key
+
+
+def with_exact_keys(df: Any, suggestions: List[Suggestion]) -> Suggestions:
+    """`suggestions` with uniqueness only where it holds exactly, plus the table's key (one Spark job).
+
+    A single-column isUnique stays when the column's exact distinct count equals the rows
+    (product ids repeat across advertisers: 99% distinct is not unique); the shortest run of
+    two or more leading key-like columns (text, integers, dates, booleans) whose exact
+    distinct count equals the rows is added as a compound isUnique.
+    """
+    from pyspark.sql import functions as F
+
+    singles = sorted({s.check.column for s in suggestions if _single_unique(s)})
+    prefixes = _key_prefixes(df)
+    if not singles and not prefixes:
+        return Suggestions(suggestions)
+    aggs = [F.count(F.lit(1)).alias("n")]
+    aggs += [F.countDistinct(F.col(f"`{c}`")).alias(f"s{i}") for i, c in enumerate(singles)]
+    aggs += [F.countDistinct(*[F.col(f"`{c}`") for c in p]).alias(f"p{i}") for i, p in enumerate(prefixes)]
+    row = df.agg(*aggs).collect()[0]
+    n = row["n"]
+    unique = {c for i, c in enumerate(singles) if n and row[f"s{i}"] == n}
+    out = Suggestions(s for s in suggestions if not _single_unique(s) or s.check.column in unique)
+    key = next((p for i, p in enumerate(prefixes) if n and row[f"p{i}"] == n), None)
+    if key is not None and len(key) > 1:  # a unique first column is a key of its own
+        quoted = ", ".join(f'"{c}"' for c in key)
+        out.append(
+            Suggestion(
+                ",".join(key),
+                f"{', '.join(repr(c) for c in key)} are unique together (the table's key)",
+                f".isPrimaryKey({quoted})",
+                "KeyPrefixRule",
+                CheckConfig("isUnique", columns=tuple(key)),
+            )
+        )
     return out
+
+
+def _single_unique(s: Suggestion) -> bool:
+    return s.check is not None and s.check.check == "isUnique" and bool(s.check.column)
+
+
+def _key_prefixes(df: Any) -> List[tuple]:
+    """Runs of 1..MAX_KEY_COLUMNS leading columns, up to the first column that cannot be a key."""
+    from pyspark.sql.types import BooleanType, DateType, IntegralType, StringType
+
+    leading: List[str] = []
+    for f in df.schema.fields:
+        if not isinstance(f.dataType, (StringType, IntegralType, DateType, BooleanType)):
+            break
+        leading.append(f.name)
+    return [tuple(leading[:k]) for k in range(1, min(len(leading), MAX_KEY_COLUMNS) + 1)]
 
 
 def _suggest(column: str, description: str, code: str, rule: str, check: Optional[CheckConfig] = None):

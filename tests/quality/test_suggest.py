@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import date
 
-from spark_app.config import CheckConfig
-from spark_app.quality.suggest import Suggestion, Suggestions, suggest_constraints
+import pytest
+import yaml
+
+from spark_app.config import CheckConfig, load_config
+from spark_app.errors import ConfigError
+from spark_app.quality.gate import verify
+from spark_app.quality.suggest import Suggestion, Suggestions, check_from_code, suggest_constraints
+
+MINIMAL = {
+    "events": {"path": "/tmp/events"},
+    "dynamodb": {"table": "catalog", "region": "us-east-1"},
+    "postgres": {"url": "postgresql://etl@db:5432/catalog"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +101,42 @@ def test_as_config_prints_only_checks_this_project_has():
     )
     lines = suggestions.as_config("t")
     assert lines == 't:\n  - {check: isComplete, column: "a"}'
+
+
+@pytest.mark.parametrize(
+    "code",
+    [  # Deequ's FractionalCategoricalRangeRule, as Scala and as pydeequ prints it
+        '.isContainedIn("advertiser_id", Array("1", "2"), _ >= 0.91, Some("It should be above 0.91!"))',
+        '.isContainedIn("advertiser_id", ["1", "2"], lambda x: x >= 0.91, "It should be above 0.91!")',
+    ],
+)
+def test_a_fractional_value_range_keeps_its_bound_and_its_message_is_no_value(code):
+    expected = CheckConfig("isContainedIn", column="advertiser_id", values=("1", "2"), min=0.91)
+    assert check_from_code(code) == expected
+
+
+def test_the_config_loader_refuses_deequs_message_as_a_value(tmp_path):
+    pasted = {"product_views": [{"check": "isContainedIn", "column": "advertiser_id",
+                                 "values": ["1", "2", "It should be above 0.91!"]}]}
+    path = tmp_path / "conf.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "quality": {"checks": pasted}}))
+    refused = (r"quality.checks.product_views\[0\].values: 'It should be above 0.91!' "
+               r"is Deequ's assertion message, not a value; give the share as min: 0.91")
+    with pytest.raises(ConfigError, match=refused):
+        load_config(str(path))
+
+
+def test_uniqueness_is_suggested_for_the_key_never_for_a_column_that_repeats(spark):
+    # 100 rows: advertiser 1 views p0..p49, advertiser 2 p49..p98: p49 twice, 99% distinct
+    rows = [(date(2026, 11, 19), adv, f"p{i}", 1 + i % 3) for adv, first in ((1, 0), (2, 49))
+            for i in range(first, first + 50)]
+    df = spark.createDataFrame(rows, "day date, advertiser_id bigint, product_id string, view_count bigint")
+    found = suggest_constraints(df)
+
+    assert CheckConfig("isUnique", column="product_id") not in [s.check for s in found]
+    (key,) = [s for s in found if s.rule == "KeyPrefixRule"]
+    assert key.check == CheckConfig("isUnique", columns=("day", "advertiser_id", "product_id"))
+    assert '- {check: isUnique, columns: ["day", "advertiser_id", "product_id"]}' in found.as_config("t")
+    pasted = [s.check for s in found if s.check is not None]
+    report = verify(spark, df, "t", pasted, engine="native")
+    assert [r.check for r in report.results if r.status != "Success"] == []
