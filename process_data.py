@@ -62,9 +62,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--conf", required=True, help="YAML config file")
     p.add_argument("--date", type=day_argument, required=True, help="the report's day, YYYY-MM-DD")
     p.add_argument("--days", type=int, help="days in the window, ending on --date (default: report.days)")
-    p.add_argument("--out", help="the HTML file (default: <pipeline>-report-<date>.html)")
+    p.add_argument("--out", help="the HTML file or s3:// key (default: <pipeline>-report-<date>.html)")
     p.add_argument("--csv", dest="csv_dir",
-                   help="folder for one CSV of products to add per advertiser in trouble")
+                   help="folder (or s3:// prefix) for one CSV of products to add per advertiser in trouble")
     p = sub.add_parser("prune", help="drop product_views partitions older than postgres.retention_days")
     p.add_argument("--conf", required=True)
     p.add_argument("--dry-run", action="store_true", help="list what would be dropped, drop nothing")
@@ -145,12 +145,14 @@ def _quality_engine(spark, cfg: Config) -> str:
 
 
 def _run_days(spark, cfg: Config, pipeline, days: List[date]) -> int:
+    from spark_app.ops.metrics import put_run_metrics
     from spark_app.progress import Progress
 
     results = []
     for day in days:
         progress = Progress(f"{pipeline.NAME} {day}")
         code = _guarded(lambda: pipeline.run(spark, cfg, day, progress))  # noqa: B023
+        put_run_metrics(cfg, pipeline.NAME, progress.as_stats(), code)  # a failure here is a warning
         print(f"\n== {pipeline.NAME} {day}: {'succeeded' if code == 0 else f'FAILED (exit {code})'}")
         print(progress.format_summary())
         engine = next((s.detail.get("engine") for s in progress.stages if s.name == "quality"), None)
@@ -254,6 +256,11 @@ def _report(args: argparse.Namespace, cfg: Config) -> int:
     check_window(days)
     report = read_report(connection_spec(cfg.postgres), cfg.postgres.schema, args.pipeline, args.date, days,
                          cfg.report)
+    if args.out and args.out.startswith("s3://"):  # to S3, like the delivered report (spark_app.ops.delivery)
+        from spark_app.ops.delivery import report_to_s3
+
+        print(report_to_s3(cfg, report, args.out, args.csv_dir))
+        return 0
     out = Path(args.out) if args.out else default_out(args.pipeline, args.date)
     if not args.out and cfg.local_services is not None:  # the embedded stack keeps its files under .local/
         from spark_app.config import resolve_path

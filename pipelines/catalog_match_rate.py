@@ -201,6 +201,7 @@ def compute_tables(
 
 def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict[str, Any]:
     """Run the day end to end; returns the run's stats (also stored in pipeline_runs)."""
+    from spark_app.ops.outputs import publish_outputs
     from spark_app.postgres.connect import connection_spec
     from spark_app.postgres.publish import DayRun
     from spark_app.postgres.schema import upgrade_schema
@@ -225,6 +226,7 @@ def run(spark: SparkSession, cfg: Config, day: date, progress: Progress) -> Dict
                 day_run.fail(exc, progress.as_stats())
                 raise
             day_run.record_stats(progress.as_stats())
+        publish_outputs(cfg, NAME, day, day_run.run_id, progress)  # report, summary, marker; never raises
     finally:
         for table in tables.values():  # a backfill runs day after day in one session
             table.unpersist()
@@ -244,6 +246,7 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         st.detail["warnings"] = len(gate.warnings)
         progress.facts["quality_warnings"] = [f"{w.table}: {w.check}: {w.message}" for w in gate.warnings]
         st.detail["errors"] = len(gate.errors)
+        st.detail["passed"] = sum(r.status == "Success" for r in gate.results)
         note_overrides(gate, progress)
         if gate.errors:
             raise QualityGateFailed(_describe_failures(day, gate.errors))

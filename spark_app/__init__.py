@@ -4,6 +4,7 @@
     events/    the event-log source (S3 or local)        presto/    the Presto source
     dynamo/    catalog enrichment                        postgres/  load, publish, schema
     quality/   the data-quality gate                     report/    the catalog health report
+    ops/       run metrics, report delivery, marker
     emr/       deploy side, never shipped                local/     laptop only, never shipped
 
 The public API of the job's parts is re-exported here and imported on first use, so that

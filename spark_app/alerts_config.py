@@ -29,6 +29,7 @@ class AlertsConfig:
     markers_uri: Optional[str] = None  # s3://bucket/prefix; default s3://<emr.bucket>/<emr.prefix>/published
     function_name: str = "catalog-match-rate-alerts"  # the alert Lambda; its rules are named after it
     lambda_role_arn: Optional[str] = None  # default: <function_name>-role, created
+    endpoint_url: Optional[str] = None  # the SNS and STS endpoint the job publishes through; None: AWS's
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -22,6 +22,7 @@ from spark_app.config_dynamo import DynamoConfig, FaultConfig, check_dynamodb  #
 from spark_app.config_secrets import check_no_literal_secrets, check_postgres_url
 from spark_app.errors import ConfigError
 from spark_app.names import is_plain_identifier
+from spark_app.ops_config import MetricsConfig, check_ops
 from spark_app.typed_yaml import build_typed
 
 # --------------------------------------------------------------------------- sections
@@ -116,6 +117,9 @@ class ReportConfig:
     max_drop_points: float = 10.0  # this many points below the advertiser's trailing median: in trouble
     top_advertisers: int = 20  # advertisers in trouble shown (and written by --csv)
     top_products: int = 20  # products to add shown per advertiser
+    s3_prefix: Optional[str] = None  # after each publish: the report and its CSVs under s3://bucket/prefix
+    link_hours: int = 72  # how long the presigned link in the trouble summary is valid
+    topic_arn: Optional[str] = None  # the catalog team's SNS topic for the summary; default: the alert topic
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,7 @@ class Config:
     emr: Optional[EmrConfig] = None
     report: ReportConfig = field(default_factory=ReportConfig)
     alerts: Optional[AlertsConfig] = None  # failure alerts, deadline watch (spark_app.alerts_config)
+    metrics: Optional[MetricsConfig] = None  # CloudWatch run metrics (spark_app.ops_config)
     source_file: str = field(default="<memory>", compare=False)
 
 
@@ -332,6 +337,7 @@ def _check_cross_fields(cfg: Config, source: str) -> None:
     _check_report(cfg, source)
     check_alerts(cfg, source)
     check_cluster(cfg.emr, source)
+    check_ops(cfg, source)
     from spark_app.quality.checks import validate_checks
 
     validate_checks(cfg.quality, source)

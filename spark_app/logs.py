@@ -4,6 +4,7 @@ Under spark-submit (EMR on EC2 or Serverless) the driver's stderr is the step's 
 message goes there, as before. A run started with plain `python` (the laptop, `make run`,
 `make bench`) writes all messages to a log file, `$CATALOG_LOG_FILE` or `.local/logs/run.log`
 under the project root, and shows on the terminal only the stage lines (`spark_app.progress`),
+where the run's metrics, marker and report went (`spark_app.ops`),
 `process_data`'s own lines, warnings and errors. Python warnings are logged (to the file), not
 printed. Every local Spark session (also the benchmarks' and the tests') sends the JVM's log to
 that file too (`log4j2_java_options`): the terminal gets the JVM's errors only, and the code
@@ -22,7 +23,7 @@ from typing import Optional
 
 LOG_FILE_ENV = "CATALOG_LOG_FILE"
 DEFAULT_LOG_FILE = Path(".local") / "logs" / "run.log"  # under the project root
-TERMINAL_INFO = ("process_data", "spark_app.progress")  # INFO lines a person reads on the terminal
+TERMINAL_INFO = ("process_data", "spark_app.progress", "spark_app.ops")  # INFO lines a person reads on the terminal
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUIET = ("py4j", "botocore", "urllib3", "alembic")
 

@@ -28,7 +28,7 @@ from spark_app.errors import ConfigError
 # here, all that runs on the cluster. spark_app.emr and spark_app.local (deploy side, laptop) never
 # ship, nor does any new subpackage until it is named here.
 SHIPPED: Dict[str, Tuple[str, ...]] = {
-    "spark_app": ("events", "presto", "dynamo", "postgres", "quality", "report"),
+    "spark_app": ("events", "presto", "dynamo", "postgres", "quality", "report", "ops"),
     "pipelines": (),
 }
 ZIP_NAME = "spark_app.zip"

@@ -11,11 +11,13 @@ of the PostgreSQL data dir, `.local` by default), writes the sample days if they
 (`local_services.sample.days` days ending on the day, default yesterday, two advertisers' match
 rates dropping over the last of them; once, under `local_services.sample_dir` when `events.path`
 is `s3://`, else under `events.path`), uploads them to the bucket of `events.path` when that is
-`s3://`, and loads the catalog into DynamoDB (moto keeps both in memory only, so every fresh `up`
-loads them). A step that fails stops what this `up` started. `up` then prints the job's command
-and how to open psql, and leaves the services running. `run` runs `process_data.py` over those
-days as a child process, prints the day's `advertiser_match_rates` next to what the sample data
-says they must be, writes the day's catalog health report under the state dir and prints its
+`s3://`, loads the catalog into DynamoDB (moto keeps both in memory only, so every fresh `up`
+loads them) and creates the buckets and SNS topics the run's marker, report and trouble summary
+go to (spark_app.local.outputs). A step that fails stops what this `up` started. `up` then prints
+the job's command and how to open psql, and leaves the services running. `run` runs
+`process_data.py` over those days as a child process, prints the day's `advertiser_match_rates`
+next to what the sample data says they must be and where the run's metrics, marker, report and
+summary went in moto, writes the day's catalog health report under the state dir and prints its
 path, then stops what it started. Services that were already up before `run` (`make services`)
 are left running.
 """
@@ -36,6 +38,8 @@ from typing import Dict, List, Optional, Sequence
 from spark_app.config import load_config
 from spark_app.errors import PipelineError
 from spark_app.local.catalog import load_catalog
+from spark_app.local.outputs import prepare as prepare_outputs
+from spark_app.local.outputs import where_outputs_went
 from spark_app.local.results import PIPELINE, print_report, psql_command, where_things_are
 from spark_app.local.s3_upload import ensure_bucket, upload_tree
 from spark_app.local.sample_data import SampleSpec, catalog_keys, read_spec, write_day
@@ -66,6 +70,7 @@ def up(stack: Stack, day: date, say=print) -> Dict[str, bool]:
         loaded, seconds = _load_catalog(stack, spec)
         table = stack.cfg.dynamodb.table
         say(f"catalog      {loaded:,} keys put into DynamoDB table {table} ({seconds:.1f} s)")
+        prepare_outputs(stack, say)  # buckets and topics the run's marker, report and summary go to
     except BaseException:
         if any(started.values()):
             say("up failed: stopping what it started")
@@ -174,6 +179,7 @@ def run(stack: Stack, day: date, say=print) -> int:
         code = subprocess.call(cmd)
         say(f"\n== job exit code {code}{'' if code == 0 else ' (FAILED: see the messages above)'}")
         print_report(stack, day, say)
+        say(where_outputs_went(stack, day))
         write_health_report(stack, day, len(stack.days(day)), say)
     finally:
         say("")

@@ -21,6 +21,8 @@ from spark_app.errors import PipelineError
 from spark_app.local.servers import port_open
 from spark_app.local.stack import Stack
 
+MOTO = "DynamoDB, S3, SNS, SQS, CloudWatch, EventBridge (moto)"  # one server, one port
+
 
 def start_services(stack: Stack, say=print) -> Dict[str, bool]:
     """Start PostgreSQL and moto unless they run; which ones this call started."""
@@ -38,10 +40,7 @@ def start_services(stack: Stack, say=print) -> Dict[str, bool]:
     except BaseException:
         stop_services(stack, say, postgres=started["postgres"], moto=False)
         raise
-    say(
-        f"DynamoDB, S3 (moto) {'started' if started['moto'] else 'already running'} "
-        f"at http://127.0.0.1:{stack.moto_port}"
-    )
+    say(f"{MOTO} {'started' if started['moto'] else 'already running'} at http://127.0.0.1:{stack.moto_port}")
     return started
 
 
@@ -98,7 +97,7 @@ def stop_services(stack: Stack, say=print, postgres: bool = True, moto: bool = T
         pid = _read_pid(stack.moto_pid_file)
         if pid is not None and _is_moto(pid):
             _stop_pid(pid)
-            say(f"DynamoDB, S3 (moto) stopped (pid {pid})")
+            say(f"{MOTO} stopped (pid {pid})")
         elif port_open(stack.moto_port):
             say(f"DynamoDB, S3 port {stack.moto_port} is answering but was not started here; left alone")
         stack.moto_pid_file.unlink(missing_ok=True)

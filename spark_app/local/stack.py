@@ -74,6 +74,8 @@ class Stack:
                                ("local_services.postgres.port", s.postgres.port)) if p == port]
         urls = [("dynamodb.endpoint_url", self.cfg.dynamodb.endpoint_url),
                 ("s3.endpoint_url", self.cfg.s3.endpoint_url if self.cfg.s3 else None),
+                ("metrics.endpoint_url", self.cfg.metrics.endpoint_url if self.cfg.metrics else None),
+                ("alerts.endpoint_url", self.cfg.alerts.endpoint_url if self.cfg.alerts else None),
                 ("postgres.url", self.cfg.postgres.url)]
         return keys + [k for k, url in urls if url and _port_of(url) == port]
 
