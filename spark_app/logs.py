@@ -23,7 +23,8 @@ from typing import Optional
 
 LOG_FILE_ENV = "CATALOG_LOG_FILE"
 DEFAULT_LOG_FILE = Path(".local") / "logs" / "run.log"  # under the project root
-TERMINAL_INFO = ("process_data", "spark_app.progress", "spark_app.ops")  # INFO lines a person reads on the terminal
+# INFO lines a person reads on the terminal
+TERMINAL_INFO = ("process_data", "spark_app.progress", "spark_app.ops")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _QUIET = ("py4j", "botocore", "urllib3", "alembic")
 
