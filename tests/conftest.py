@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 
@@ -83,6 +84,18 @@ def trino():
         pytest.fail(f"{e}; run `make trino` (make test does)")
     with server:
         yield server
+
+
+@pytest.fixture()
+def refused_endpoint():
+    """`http://127.0.0.1:<port>` where a connection is refused for the whole test.
+
+    The port stays bound (never listening) by this fixture: a port merely free when asked
+    could be taken by another process on a shared machine before the test connects to it.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture()
