@@ -38,6 +38,12 @@ def spark():
                 "spark.default.parallelism": "2",
                 "spark.ui.enabled": "false",
                 "spark.ui.showConsoleProgress": "false",
+                # A job that fails cancels its other tasks; a cancelled task's Python worker still
+                # running after this timeout is destroyed, and when the task completes at that
+                # moment the worker's closed socket is put back in the idle pool: the next task
+                # to take it fails ("Socket is closed"). Spark's 2 s is soon passed on a loaded
+                # machine; a cancelled task here completes on its own well within this.
+                "spark.python.task.killTimeout": "120s",
             },
         )
     )
