@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 
@@ -37,6 +38,12 @@ def spark():
                 "spark.default.parallelism": "2",
                 "spark.ui.enabled": "false",
                 "spark.ui.showConsoleProgress": "false",
+                # A job that fails cancels its other tasks; a cancelled task's Python worker still
+                # running after this timeout is destroyed, and when the task completes at that
+                # moment the worker's closed socket is put back in the idle pool: the next task
+                # to take it fails ("Socket is closed"). Spark's 2 s is soon passed on a loaded
+                # machine; a cancelled task here completes on its own well within this.
+                "spark.python.task.killTimeout": "120s",
             },
         )
     )
@@ -83,6 +90,18 @@ def trino():
         pytest.fail(f"{e}; run `make trino` (make test does)")
     with server:
         yield server
+
+
+@pytest.fixture()
+def refused_endpoint():
+    """`http://127.0.0.1:<port>` where a connection is refused for the whole test.
+
+    The port stays bound (never listening) by this fixture: a port merely free when asked
+    could be taken by another process on a shared machine before the test connects to it.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ from pyspark.sql.types import BooleanType, LongType, StringType, StructField, St
 from spark_app.config import FaultConfig
 from spark_app.dynamo.counters import LookupCounters
 from spark_app.dynamo.enrich import enrich_with_catalog
-from spark_app.local.servers import free_port
 from tests.support.dynamo import catalog_config, load_catalog
 
 INPUT = StructType([StructField("advertiser_id", LongType()), StructField("product_id", StringType())])
@@ -131,8 +130,8 @@ def test_every_request_throttled_fails_the_task_naming_table_and_keys_left(spark
     )
 
 
-def test_unreachable_endpoint_fails_the_task_naming_the_endpoint(spark):
-    endpoint = f"http://127.0.0.1:{free_port()}"
+def test_unreachable_endpoint_fails_the_task_naming_the_endpoint(spark, refused_endpoint):
+    endpoint = refused_endpoint
     df = spark.createDataFrame([(5, "k")], INPUT)
 
     with pytest.raises(Exception) as failure:

@@ -8,7 +8,6 @@ from spark_app.config import FaultConfig
 from spark_app.dynamo.counters import LocalTally
 from spark_app.dynamo.lookup import CatalogLookup
 from spark_app.errors import LookupFailed
-from spark_app.local.servers import free_port
 from tests.support.dynamo import catalog_config, load_catalog
 
 
@@ -123,8 +122,8 @@ def test_every_request_throttled_fails_naming_table_and_keys_left(dynamodb, cata
     assert tally.snapshot()["requests"] == 2 * 3  # two requests per round, three rounds
 
 
-def test_unreachable_endpoint_fails_naming_the_endpoint():
-    endpoint = f"http://127.0.0.1:{free_port()}"
+def test_unreachable_endpoint_fails_naming_the_endpoint(refused_endpoint):
+    endpoint = refused_endpoint
     cfg = catalog_config(endpoint, "catalog", connect_timeout_seconds=1.0)
     with CatalogLookup(cfg) as lookup, pytest.raises(LookupFailed) as failure:
         lookup.find([(1, "a")])
