@@ -92,7 +92,10 @@ def _next_day_warnings(cfg: EventsConfig, day: date, listing: FolderListing) -> 
             f"events of {day} that arrived after midnight UTC will be missing"
         ]
     if cfg.require_success_marker and not listing.has_success_marker:
-        return [f"events of {day}: {listing.path} is still being written; some late events may be missing"]
+        return [
+            f"events of {day}: {listing.path} is still being written (no _SUCCESS yet); late events may be "
+            f"missing: re-run {day} once that folder is complete (the re-run replaces the day)"
+        ]
     return []
 
 

@@ -144,8 +144,9 @@ def test_an_s3_next_day_without_its_marker_is_a_warning(s3, bucket):
 
     assert report.next_day_present
     assert report.warnings == [
-        f"events of 2024-03-10: s3://{bucket}/logs/dt=2024-03-11 is still being written; "
-        "some late events may be missing"
+        f"events of 2024-03-10: s3://{bucket}/logs/dt=2024-03-11 is still being written (no _SUCCESS "
+        "yet); late events may be missing: re-run 2024-03-10 once that folder is complete (the re-run "
+        "replaces the day)"
     ]
 
 
