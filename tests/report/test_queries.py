@@ -123,4 +123,7 @@ def test_settings_are_the_config_defaults_unless_set():
         "max_drop_points": 10.0,
         "top_advertisers": 20,
         "top_products": 20,
+        "s3_prefix": None,  # the report is delivered to S3 only when set
+        "link_hours": 72,
+        "topic_arn": None,
     }
