@@ -53,8 +53,9 @@ class Progress:
         extra = "".join(f", {k}={_fmt(v)}" for k, v in record.detail.items())
         log.info("%sdone %s in %.1f s%s%s", self._prefix(), name, record.seconds, rows, extra)
 
-    def add_note(self, note: str) -> None:
-        log.warning("%s%s", self._prefix(), note)
+    def add_note(self, note: str, warn: bool = True) -> None:
+        """A line for the summary; logged as a warning unless it only says what was chosen (`warn=False`)."""
+        log.log(logging.WARNING if warn else logging.INFO, "%s%s", self._prefix(), note)
         self.notes.append(note)
 
     def add_counts(self, counts: Dict[str, int]) -> None:

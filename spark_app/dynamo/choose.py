@@ -113,7 +113,7 @@ def enrich_day(
         way, handle, reason = _decide(dyn, cfg, distinct_keys, detail)
         detail["lookup"] = way
         if reason:
-            notes.append(reason)
+            notes.append((reason, False))  # what auto chose and why: information, not a warning
     enriched = None
     if way == "export":
         from spark_app.dynamo.export_join import enrich_from_export
@@ -126,14 +126,15 @@ def enrich_day(
                 raise
             detail["lookup"] = "batch_get"
             detail["export_failed"] = str(exc)
-            notes.append(f"dynamodb lookup: the export could not be had, fell back to batch_get: {exc}")
+            fell_back = f"dynamodb lookup: the export could not be had, fell back to batch_get: {exc}"
+            notes.append((fell_back, True))
     if enriched is None:
         enriched = enrich_with_catalog(df, dyn, counters)
-    for note in notes:
+    for note, warn in notes:
         if progress is not None:
-            progress.add_note(note)
+            progress.add_note(note, warn=warn)
         else:
-            log.warning("%s", note)
+            log.log(logging.WARNING if warn else logging.INFO, "%s", note)
     if stage is not None:
         stage.detail.update({k: v for k, v in detail.items() if k != "export_note"})
     log.info("dynamodb lookup: %s", detail)
