@@ -255,13 +255,13 @@ def _start_moto():
     return LocalMoto(free_port()).start()
 
 
-def _start_spark():
+def _start_spark(app_name: str = "bench-enrich"):
     from spark_app.session import build_session
 
     return build_session(
         SparkConfig(
             master="local[2]",
-            app_name="bench-enrich",
+            app_name=app_name,
             conf={"spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"},
         )
     )

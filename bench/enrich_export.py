@@ -17,13 +17,12 @@ export's time at K close to the catalog over BatchGetItem's seconds per key.
 from __future__ import annotations
 
 import random
-import sys
 import time
 import uuid
 from typing import List, Tuple
 
 from bench.common import BenchContext, BenchRow, PeakMemory, timed
-from spark_app.config import SparkConfig
+from bench.enrich import _say, _start_spark
 from spark_app.config_dynamo import DynamoConfig, ExportConfig
 from spark_app.dynamo.catalog import create_catalog_table
 from spark_app.dynamo.enrich import enrich_with_catalog
@@ -43,7 +42,7 @@ def run(ctx: BenchContext) -> List[BenchRow]:
 
     own_moto = ctx.moto is None
     moto = ctx.moto or _start_moto()
-    spark = ctx.spark or _start_spark()
+    spark = ctx.spark or _start_spark("bench-enrich-export")
     try:
         return _measure(ctx, moto.endpoint_url, spark)
     finally:
@@ -160,19 +159,3 @@ def _load(endpoint: str, table: str, items: List[Key]) -> None:
         for a, p in items:
             writer.put_item(Item={"advertiser_id": a, "product_id": p, "title": f"product {p}"})
     _say(f"enrich_export: loaded {len(items):,} items in {time.perf_counter() - start:.1f} s")
-
-
-def _start_spark():
-    from spark_app.session import build_session
-
-    return build_session(
-        SparkConfig(
-            master="local[2]",
-            app_name="bench-enrich-export",
-            conf={"spark.sql.shuffle.partitions": "2", "spark.ui.showConsoleProgress": "false"},
-        )
-    )
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)

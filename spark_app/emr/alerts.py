@@ -27,7 +27,7 @@ from spark_app.config import Config, EmrConfig
 from spark_app.emr import alert_handler
 from spark_app.emr.launch import bootstrap_actions, emr_section, log_uri
 from spark_app.emr.packaging import reproducible_zip
-from spark_app.emr.schedule import TRUST_POLICY, _code, _permission_ids
+from spark_app.emr.schedule import _code, _permission_ids, ensure_lambda_role
 from spark_app.errors import ConfigError
 from spark_app.s3_uri import split_s3_uri
 
@@ -211,16 +211,8 @@ class Deployed:
 
 def _ensure_role(iam: Any, cfg: Config, account: str, settings: alert_handler.Settings) -> str:
     a = alerts_section(cfg)
-    name = a.lambda_role_arn.rsplit("/", 1)[-1] if a.lambda_role_arn else f"{a.function_name}-role"
-    try:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    except Exception as exc:
-        if _code(exc) != "NoSuchEntity" or a.lambda_role_arn:
-            raise
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName=f"{a.function_name}-alert",
-                        PolicyDocument=json.dumps(alert_policy(cfg, account, settings)))
-    return arn
+    return ensure_lambda_role(iam, a.lambda_role_arn, a.function_name, f"{a.function_name}-alert",
+                              alert_policy(cfg, account, settings))
 
 
 def _ensure_function(lam: Any, name: str, settings: Dict[str, Any], code: bytes,

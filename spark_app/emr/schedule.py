@@ -215,21 +215,25 @@ def _code(exc: Exception) -> str:
     return getattr(exc, "response", {}).get("Error", {}).get("Code", "")
 
 
-def _ensure_role(iam: Any, emr: Any, account: str) -> str:
-    sched = emr.schedule
-    given = sched.lambda_role_arn
-    name = given.rsplit("/", 1)[-1] if given else f"{sched.function_name}-role"
+def ensure_lambda_role(iam: Any, given_arn: Optional[str], function_name: str, policy_name: str,
+                       policy: Dict[str, Any]) -> str:
+    """The Lambda's role: `given_arn` when set (it must exist), else `<function_name>-role`,
+    created with the Lambda trust policy when missing; its inline `policy_name` put each time."""
+    name = given_arn.rsplit("/", 1)[-1] if given_arn else f"{function_name}-role"
     try:
         arn = iam.get_role(RoleName=name)["Role"]["Arn"]
     except Exception as exc:
-        if _code(exc) != "NoSuchEntity" or sched.lambda_role_arn:
+        if _code(exc) != "NoSuchEntity" or given_arn:
             raise
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY))["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName=name, PolicyName=f"{sched.function_name}-launch",
-        PolicyDocument=json.dumps(launcher_policy(emr, account)),
-    )
+    iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     return arn
+
+
+def _ensure_role(iam: Any, emr: Any, account: str) -> str:
+    sched = emr.schedule
+    return ensure_lambda_role(iam, sched.lambda_role_arn, sched.function_name,
+                              f"{sched.function_name}-launch", launcher_policy(emr, account))
 
 
 def _ensure_function(lam: Any, emr: Any, role: str, code: bytes, sleep: Callable[[float], None]) -> tuple:
