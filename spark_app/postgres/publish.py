@@ -269,8 +269,19 @@ class DayRun:
         self._staging = Staging(self._conn, self.schema, self.run_id)
 
     def _release(self) -> None:
-        """Close the dedicated connection: PostgreSQL drops the session lock with it."""
+        """Unlock the day, then close the dedicated connection.
+
+        The unlock is explicit because a closed connection's server process drops its locks only
+        as it exits, a moment after the client has moved on: a run started right after would be
+        refused as "in progress". If the server is gone, the lock went with the session.
+        """
         if self._conn is not None:
+            try:
+                _rollback(self._conn)
+                if self._log is not None:
+                    self._log.release_day_lock()
+            except Exception:
+                log.debug("unlocking the day failed", exc_info=True)
             try:
                 self._conn.close()
             except Exception:  # the server may be gone; the lock went with the session

@@ -54,6 +54,13 @@ class RunLog:
             "wait for it to finish or stop it"
         )
 
+    def release_day_lock(self) -> None:
+        """Give the day's lock back now (and any other this session holds), not when the session ends."""
+        from sqlalchemy import text
+
+        self.conn.execute(text("SELECT pg_advisory_unlock_all()"))
+        self.conn.commit()
+
     def lock_is_free(self, day: date) -> bool:
         """True if nobody holds the lock of `day` (its `running` row is a dead process's)."""
         from sqlalchemy import text

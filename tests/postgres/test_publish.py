@@ -114,6 +114,22 @@ def test_a_second_run_of_the_same_day_is_refused_while_another_day_may_run(spark
     assert statuses == {first.run_id: "failed", other_day.run_id: "failed"}
 
 
+def test_a_finished_run_gives_its_day_lock_back_before_it_returns(spark, spec):
+    """A closed connection's server process drops its locks only as it exits, a moment later:
+    without an explicit unlock, a run started right after the last one could be refused."""
+    held = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+    with DayRun(spec, PIPELINE, D1) as run:
+        during = sql(spec, held)
+        run.fail("test over")
+    after = sql(spec, held)
+
+    assert during == [(1,)] and after == [(0,)]
+    for _ in range(5):  # back to back, as a retried day starts after a failed one
+        with DayRun(spec, PIPELINE, D1) as run:
+            run.fail("again")
+
+
 def test_an_exception_inside_the_run_records_failure_and_leaves_targets_untouched(spark, spec):
     publish_detail(spark, spec, D2, [(8, "kept", 1, True)])
     secret = ConnectionSpec(spec.url, password="Sup3r-s3cret")  # trust auth ignores it
