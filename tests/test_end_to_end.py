@@ -431,7 +431,8 @@ def test_a_bucket_that_does_not_exist_is_a_config_error(s3_job, tmp_path):
 
 def test_a_rerun_on_partial_input_is_stopped_by_the_shrink_guard_unless_allowed(job, pg_url):
     conf_path, tmp_path, conf = job
-    assert run_job(conf_path).returncode == 0  # the full day is published
+    if tables_if_any(pg_url)[0] != sorted(EXPECTED_DETAIL, key=lambda r: (r[1], r[2])):
+        assert run_job(conf_path).returncode == 0  # run alone (or after presto): publish the full day
     before = tables(pg_url)
     partial = tmp_path / "partial-events"
     (partial / f"dt={DAY}").mkdir(parents=True)
@@ -447,7 +448,6 @@ def test_a_rerun_on_partial_input_is_stopped_by_the_shrink_guard_unless_allowed(
     assert "re-run with --allow-shrink" in refused.stderr
     assert tables(pg_url)[0] != before[0] and allowed.returncode == 0, allowed.stderr[-3000:]
     assert "NOTE: shrink guard overridden: product_views" in allowed.stdout
-    assert run_job(conf_path, "--allow-shrink").returncode == 0  # the full day back for the next tests
 
 
 def test_a_reader_holding_the_table_fails_the_publish_with_exit_5_naming_it_once(job, pg_url):
