@@ -83,12 +83,17 @@ def test_a_type_without_a_price_is_named():
         cost.instance_lines(usage, PRICES)
 
 
-def test_a_clusters_instance_hours_come_from_list_instances(moto_server):
+def _old_shape_cluster(moto_server):
+    """(client, cluster id, its first instance) of a cluster launched in moto with the old groups."""
     cfg = _cfg(endpoint_url=moto_server.endpoint_url, **OLD_SHAPE)
     client = emr_client(cfg.emr)
     args = job_arguments("catalog_match_rate", "emr.yaml", date="2026-11-19")
     cluster = launch(client, run_job_flow_request(cfg, "v1", args, "emr.yaml", TABLE, label="d")).cluster_id
-    first = client.list_instances(ClusterId=cluster)["Instances"][0]
+    return client, cluster, client.list_instances(ClusterId=cluster)["Instances"][0]
+
+
+def test_a_clusters_instance_hours_come_from_list_instances(moto_server):
+    client, cluster, first = _old_shape_cluster(moto_server)
     created = first["Status"]["Timeline"]["CreationDateTime"]
     used = cost.cluster_usage(client, cluster, now=created + timedelta(minutes=90))  # still running
     assert [(u.instance_type, u.market, u.instances, u.hours) for u in used] == [
@@ -98,11 +103,7 @@ def test_a_clusters_instance_hours_come_from_list_instances(moto_server):
 
 
 def test_a_followed_run_ends_with_its_clusters_price_so_far(moto_server):
-    cfg = _cfg(endpoint_url=moto_server.endpoint_url, **OLD_SHAPE)
-    client = emr_client(cfg.emr)
-    args = job_arguments("catalog_match_rate", "emr.yaml", date="2026-11-19")
-    cluster = launch(client, run_job_flow_request(cfg, "v1", args, "emr.yaml", TABLE, label="d")).cluster_id
-    first = client.list_instances(ClusterId=cluster)["Instances"][0]
+    client, cluster, first = _old_shape_cluster(moto_server)
     now = first["Status"]["Timeline"]["CreationDateTime"] + timedelta(hours=1)
     total = _price("m5.xlarge") + 2 * _price("r5.4xlarge")
     assert cost.summary_line(client, cluster, PRICES, now) == (
