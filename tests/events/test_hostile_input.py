@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from spark_app.config import EventsConfig
 from spark_app.errors import PipelineError, SourceError
 from spark_app.events.read import read_day_events
+from tests.support.events import event_line
 
 DAY = date(2024, 3, 10)
 NOW = datetime(2024, 3, 12, tzinfo=timezone.utc)
@@ -29,14 +30,7 @@ NOON = "2024-03-10T12:00:00Z"
 
 
 def event(event_id, ts=NOON, advertiser_id=9, product_id="p", event_type="product_view") -> str:
-    record = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "ts": ts,
-        "advertiser_id": advertiser_id,
-        "product_id": product_id,
-    }
-    return json.dumps(record, ensure_ascii=False)
+    return event_line(event_id, ts, advertiser_id, product_id, event_type)
 
 
 def put(root: Path, name: str, content: bytes, day: str = "2024-03-10") -> Path:

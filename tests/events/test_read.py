@@ -17,21 +17,14 @@ from pyspark.sql import functions as F
 from spark_app.config import EventsConfig
 from spark_app.errors import DataNotReady, SourceError
 from spark_app.events.read import EVENT_SCHEMA, read_day_events
+from tests.support.events import event_line
 
 DAY = date(2024, 3, 10)
 NOW = datetime(2024, 3, 12, 0, 0, tzinfo=timezone.utc)
 
 
 def event(event_id, ts, advertiser_id=1, product_id="p1", event_type="product_view", **extra):
-    record = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "ts": ts,
-        "advertiser_id": advertiser_id,
-        "product_id": product_id,
-    }
-    record.update(extra)
-    return json.dumps({k: v for k, v in record.items() if v is not ...}, ensure_ascii=False)
+    return event_line(event_id, ts, advertiser_id, product_id, event_type, **extra)
 
 
 def write_lines(root: Path, day: str, name: str, lines) -> Path:

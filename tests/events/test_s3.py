@@ -32,6 +32,7 @@ from spark_app.local.s3_upload import ensure_bucket, upload_tree
 from spark_app.local.servers import LocalMoto, free_port
 from spark_app.session import s3a_conf
 from tests.support import s3 as s3_support
+from tests.support.events import event_line
 from tests.support.paths import ROOT
 
 DAY = date(2024, 3, 10)
@@ -39,8 +40,7 @@ NOW = datetime(2024, 3, 12, tzinfo=timezone.utc)
 
 
 def event(event_id, ts="2024-03-10T10:00:00Z", adv=7, product="p-1", event_type="product_view"):
-    fields = {"event_id": event_id, "event_type": event_type, "ts": ts, "advertiser_id": adv}
-    return json.dumps({**fields, "product_id": product}, ensure_ascii=False)
+    return event_line(event_id, ts, adv, product, event_type)
 
 
 DAY_LINES = [
