@@ -5,10 +5,11 @@ passed by --jars). Each of our checks becomes one Deequ `Check` whose descriptio
 check's position, so results map back without parsing Deequ's constraint strings. Assertions
 are Python lambdas called back from the JVM over Py4J; the callback server they need is shut
 down after every run, otherwise its non-daemon thread keeps the driver process alive after the
-job is done. Metrics not required by any check (anomaly metrics) come from one AnalysisRunner
-pass. What pydeequ and Deequ print on their own (callback server notices, pyspark's warning
-about the DataFrame constructor, Deequ's profiler on types it skips) goes to the log, not to
-the terminal (`quiet`).
+job is done. Metrics no check needs (anomaly and shrink-guard metrics) join the checks' run as
+required analyzers, so a table is scanned once (one AnalysisRunner pass when there is no check),
+and results are read back as JSON, not as DataFrames that each cost a Spark job. What pydeequ
+and Deequ print on their own (callback server notices, pyspark's warning about the DataFrame
+constructor, Deequ's profiler on types it skips) goes to the log, not to the terminal (`quiet`).
 """
 
 from __future__ import annotations
@@ -66,20 +67,21 @@ def run_deequ(
     from pydeequ.verification import VerificationResult, VerificationSuite
 
     start = time.perf_counter()
+    planned = {(m.name, m.instance) for m in (plan_metric(c) for c in checks)}
+    extra = [s for s in specs if (s.name, s.instance) not in planned]
     with quiet(spark):
-        metrics: Dict[Tuple[str, str], Metric] = {}
         rows: List[Any] = []
         if checks:
             builder = VerificationSuite(spark).onData(df)
             for i, c in enumerate(checks):
                 builder.addCheck(_deequ_check(spark, c, f"#{i} {describe_check(c)}"))
+            for s in extra:  # computed in the checks' pass, not a pass of their own
+                builder._VerificationRunBuilder.addRequiredAnalyzer(_analyzer(s)._set_jvm(spark._jvm)._analyzer_jvm)
             outcome = builder.run()
-            rows = VerificationResult.checkResultsAsDataFrame(spark, outcome).collect()
-            metric_df = VerificationResult.successMetricsAsDataFrame(spark, outcome)
-            metrics.update(_metrics(metric_df.collect(), table))
-        missing = [s for s in specs if (s.name, s.instance) not in metrics]
-        if missing:
-            metrics.update(_analyze(spark, df, table, missing))
+            rows = VerificationResult.checkResultsAsJson(spark, outcome)  # JSON: no Spark job
+            metrics = _metrics(VerificationResult.successMetricsAsJson(spark, outcome), table)
+        else:
+            metrics = _analyze(spark, df, table, extra)
     report = QualityReport(table, "deequ", seconds=time.perf_counter() - start)
     report.metrics = [
         metrics.get((s.name, s.instance), Metric(s.entity, s.instance, s.name, None, table)) for s in specs
@@ -139,22 +141,30 @@ def _metrics(rows: List[Any], table: str) -> Dict[Tuple[str, str], Metric]:
     return out
 
 
-def _analyze(spark: Any, df: Any, table: str, specs: List[MetricSpec]) -> Dict[Tuple[str, str], Metric]:
-    """Metrics no check needs, in one Deequ AnalysisRunner pass."""
+def _analyzer(s: MetricSpec) -> Any:
+    """The pydeequ analyzer computing the metric `s`."""
     from pydeequ import analyzers as A
 
+    if s.name == "Size":
+        return A.Size()
+    if s.name == "Compliance":
+        return A.Compliance(s.instance, s.predicate)
+    if s.name in ("Uniqueness", "Distinctness", "UniqueValueRatio", "CountDistinct"):
+        return getattr(A, s.name)(list(s.columns))
+    return getattr(A, s.name)(s.columns[0])
+
+
+def _analyze(spark: Any, df: Any, table: str, specs: List[MetricSpec]) -> Dict[Tuple[str, str], Metric]:
+    """Metrics when no check is asked for, in one Deequ AnalysisRunner pass."""
+    from pydeequ import analyzers as A
+
+    if not specs:
+        return {}
     runner = A.AnalysisRunner(spark).onData(df)
     for s in specs:
-        if s.name == "Size":
-            runner.addAnalyzer(A.Size())
-        elif s.name == "Compliance":
-            runner.addAnalyzer(A.Compliance(s.instance, s.predicate))
-        elif s.name in ("Uniqueness", "Distinctness", "UniqueValueRatio", "CountDistinct"):
-            runner.addAnalyzer(getattr(A, s.name)(list(s.columns)))
-        else:
-            runner.addAnalyzer(getattr(A, s.name)(s.columns[0]))
+        runner.addAnalyzer(_analyzer(s))
     result = runner.run()
-    return _metrics(A.AnalyzerContext.successMetricsAsDataFrame(spark, result).collect(), table)
+    return _metrics(A.AnalyzerContext.successMetricsAsJson(spark, result), table)
 
 
 def _results(table: str, checks: List[CheckConfig], rows: List[Any], metrics) -> List[ConstraintResult]:

@@ -10,12 +10,14 @@ Scala form ("Completeness(k,None,None)"), the native engine the metric label.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
 from pipelines.catalog_match_rate import aggregate_match_rates
-from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS
+from pipelines.catalog_match_rate_quality import DEFAULT_CHECKS, SHRINK_TARGET
 from spark_app.config import CheckConfig
+from spark_app.quality.checks import anomaly_metric
 from spark_app.quality.deequ_jar import loaded_build
 from spark_app.quality.gate import verify
 from spark_app.quality.results import FAILURE, SUCCESS
@@ -133,3 +135,32 @@ def test_known_difference_deequ_casts_to_decimal_20_10_so_values_beyond_1e10_pas
     ours, theirs = both(deequ, df, [CheckConfig("isNonNegative", column="v")])
     assert (ours.results[0].status, ours.results[0].value) == (FAILURE, 0.5)
     assert (theirs.results[0].status, theirs.results[0].value) == (SUCCESS, 1.0)
+
+
+def spark_jobs(spark, run) -> int:
+    """How many Spark jobs `run()` started (from this thread, as the gate runs)."""
+    group = f"count-{uuid.uuid4().hex}"
+    spark.sparkContext.setJobGroup(group, "counted")
+    try:
+        run()
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    return len(spark.sparkContext.statusTracker().getJobIdsForGroup(group))
+
+
+def test_metrics_no_check_needs_agree_and_cost_no_pass_of_their_own(deequ, day_tables):
+    views, checks = day_tables["product_views"], DEFAULT_CHECKS["product_views"]
+    extra = [*SHRINK_TARGET.metrics(), anomaly_metric("Mean", "view_count"),
+             anomaly_metric("CountDistinct", "advertiser_id")]
+    ours = verify(deequ, views, "product_views", checks, "native", extra)
+    theirs = verify(deequ, views, "product_views", checks, "deequ", extra)
+    assert_same(ours, theirs)
+    assert theirs.metric("Sum", "view_count") == sum(i % 7 for i in range(3000))
+
+    alone = spark_jobs(deequ, lambda: verify(deequ, views, "product_views", checks, "deequ"))
+    grouped = [m for m in extra if m.name == "CountDistinct"]  # a grouping metric has a pass of its own
+    with_scans = spark_jobs(deequ, lambda: verify(deequ, views, "product_views", checks, "deequ",
+                                                  [m for m in extra if m not in grouped]))
+    assert with_scans == alone
+    only_metrics = spark_jobs(deequ, lambda: verify(deequ, views, "product_views", [], "deequ", extra))
+    assert only_metrics >= 1
