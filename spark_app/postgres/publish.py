@@ -269,23 +269,8 @@ class DayRun:
         self._staging = Staging(self._conn, self.schema, self.run_id)
 
     def _release(self) -> None:
-        """Unlock the day, then close the dedicated connection.
-
-        The unlock is explicit because a closed connection's server process drops its locks only
-        as it exits, a moment after the client has moved on: a run started right after would be
-        refused as "in progress". If the server is gone, the lock went with the session.
-        """
-        if self._conn is not None:
-            try:
-                _rollback(self._conn)
-                if self._log is not None:
-                    self._log.release_day_lock()
-            except Exception:
-                log.debug("unlocking the day failed", exc_info=True)
-            try:
-                self._conn.close()
-            except Exception:  # the server may be gone; the lock went with the session
-                log.debug("closing the run connection failed", exc_info=True)
+        """Give the day's lock back, close the dedicated connection (`_close`), drop the engine."""
+        _close(self._conn, self._log)
         if self._engine is not None:
             self._engine.dispose()
         self._conn = None
@@ -341,6 +326,27 @@ def _lock_failure(policy: LockPolicy, blockers: List[str]) -> str:
     held = "; ".join(blockers) if blockers else "sessions that have ended since"
     return (f"could not take its lock within {policy.timeout_seconds:g} s in {policy.attempts} attempt(s); "
             f"blocked by {held}; the published day is unchanged")
+
+
+def _close(conn: Any, run_log: Optional[RunLog]) -> None:
+    """Unlock the day, then close the run's connection.
+
+    The unlock is explicit because a closed connection's server process drops its locks only as
+    it exits, a moment after the client has moved on: a run started right after would be refused
+    as "in progress". If the server is gone, the lock went with the session.
+    """
+    if conn is None:
+        return
+    try:
+        _rollback(conn)
+        if run_log is not None:
+            run_log.release_day_lock()
+    except Exception:
+        log.debug("unlocking the day failed", exc_info=True)
+    try:
+        conn.close()
+    except Exception:  # the server may be gone; the lock went with the session
+        log.debug("closing the run connection failed", exc_info=True)
 
 
 def _rollback(conn: Any) -> None:
