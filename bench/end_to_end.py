@@ -39,7 +39,7 @@ def run(ctx: BenchContext) -> List[BenchRow]:
     if not (ROOT / "process_data.py").exists() or not (ROOT / "pipelines" / "catalog_match_rate.py").exists():
         NOTE = "end_to_end: skipped, process_data.py or pipelines/catalog_match_rate.py is not there yet"
         return []
-    _load_catalog(ctx)
+    load_catalog_table(ctx)
     results = []
     for base in SIZES:
         n = ctx.scaled(base)
@@ -48,28 +48,35 @@ def run(ctx: BenchContext) -> List[BenchRow]:
     return _rows(results)
 
 
-def _spec(n: int) -> SampleSpec:
+def spec(n: int) -> SampleSpec:
     return SampleSpec(events=n, advertisers=20, products_per_advertiser=1000, catalog_share=0.8, seed=7)
 
 
-def _load_catalog(ctx: BenchContext) -> None:
+def load_catalog_table(ctx: BenchContext) -> None:
     import boto3
 
     client = boto3.client("dynamodb", endpoint_url=ctx.moto.endpoint_url, region_name="us-east-1")
     start = time.perf_counter()
-    n = load_catalog(client, TABLE, catalog_keys(_spec(1)))
+    n = load_catalog(client, TABLE, catalog_keys(spec(1)))
     _say(f"end_to_end: catalog of {n:,} keys loaded in {time.perf_counter() - start:.1f} s")
 
 
 def _run_size(ctx: BenchContext, n: int, label: str) -> Dict[str, Any]:
     work = ctx.work_dir / f"e2e_{n}"
     start = time.perf_counter()
-    write_day(work / "events", DAY, _spec(n))
+    write_day(work / "events", DAY, spec(n))
     _say(f"end_to_end: {n:,} events written in {time.perf_counter() - start:.1f} s")
-    database = f"bench_e2e_{n}"
+    return run_job(ctx, work, n, label, database=f"bench_e2e_{n}")
+
+
+def run_job(
+    ctx: BenchContext, work: Path, n: int, label: str, database: str, fmt: str = "json"
+) -> Dict[str, Any]:
+    """`process_data.py` in a fresh process on the day under `work/events`, against a new database of
+    the bench's PostgreSQL and the catalog in moto (`load_catalog_table`): its wall time, peaks, stats."""
     ctx.pg_server.create_database(database)
     url = f"postgresql://postgres@127.0.0.1:{ctx.pg_server.port}/{database}"
-    conf = _write_conf(work, url, ctx.moto.endpoint_url)
+    conf = _write_conf(work, url, ctx.moto.endpoint_url, fmt)
     cmd = [sys.executable, "process_data.py", "--pipeline", "catalog_match_rate", "--date", str(DAY)]
     cmd += ["--conf", str(conf)]
     log_path = work / "job.log"
@@ -85,17 +92,17 @@ def _run_size(ctx: BenchContext, n: int, label: str) -> Dict[str, Any]:
         causes = [ln.strip() for ln in lines if "Error" in ln or " ERROR " in ln]
         cause = causes[-1] if causes else "see the log"
         raise RuntimeError(f"job exit {code} on {n:,} events: {cause}\n" + "\n".join(lines[-12:]))
-    status, stats = _read_run(url)
+    status, stats = read_run(url)
     return {"n": n, "label": label, "wall": wall, "peak": peak, "status": status, "stats": stats or {}}
 
 
-def _write_conf(work: Path, pg_url: str, dynamodb_url: str) -> Path:
+def _write_conf(work: Path, pg_url: str, dynamodb_url: str, fmt: str = "json") -> Path:
     conf = {
         "source": "events",
         "spark": {"master": "local[2]", "app_name": "bench-end-to-end"},
         "events": {
             "path": str(work / "events"),
-            "format": "json",
+            "format": fmt,
             "quarantine_path": str(work / "quarantine"),
         },
         "dynamodb": {"table": TABLE, "region": "us-east-1", "endpoint_url": dynamodb_url},
@@ -106,7 +113,7 @@ def _write_conf(work: Path, pg_url: str, dynamodb_url: str) -> Path:
     return path
 
 
-def _read_run(url: str):
+def read_run(url: str):
     """(status, stats) of the latest run of the day; stats as the pipeline stored them (may be None)."""
     import psycopg2
 

@@ -167,11 +167,11 @@ def driver_heap_in_use_mb(spark) -> float:
     return (runtime.totalMemory() - runtime.freeMemory()) / 2**20
 
 
-def duckdb_views(root: Path, fmt: str):
+def duckdb_views(root: Path, fmt: str, day: date = DAY):
     """DuckDB, 2 threads: the same files, every field as text, validated, day kept, dedup, views."""
     import duckdb
 
-    listed = [f for folder in day_folders(str(root), DAY) for f in list_source_files(folder)]
+    listed = [f for folder in day_folders(str(root), day) for f in list_source_files(folder)]
     paths = [f.path[len("file:") :] for f in listed]
     con = duckdb.connect()
     con.execute("SET threads = 2")
@@ -183,8 +183,8 @@ def duckdb_views(root: Path, fmt: str):
     else:
         casts = ", ".join(f"CAST({f} AS VARCHAR) AS {f}" for f in fields)
         source = f"(SELECT {casts} FROM read_parquet(?))"
-    start = f"TIMESTAMPTZ '{DAY.isoformat()} 00:00:00+00'"
-    end = f"TIMESTAMPTZ '{(DAY + timedelta(days=1)).isoformat()} 00:00:00+00'"
+    start = f"TIMESTAMPTZ '{day.isoformat()} 00:00:00+00'"
+    end = f"TIMESTAMPTZ '{(day + timedelta(days=1)).isoformat()} 00:00:00+00'"
     sql = f"""
     WITH typed AS (
       SELECT event_id, event_type, product_id,

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from spark_app.config import Config
 from spark_app.errors import PipelineError, QualityGateFailed, translate_task_errors
-from spark_app.progress import Progress
+from spark_app.progress import Progress, step
 
 NAME = "catalog_match_rate"
 DETAIL_TABLE = "product_views"
@@ -70,6 +70,7 @@ class Extracted:
     cached: DataFrame  # what the extract persisted; released once the enriched rows are cached
     counts: Dict[str, int] = field(default_factory=dict)
     quarantine_path: Optional[str] = None  # where the day's rejected lines went (when there were any)
+    steps: Dict[str, float] = field(default_factory=dict)  # seconds per step of the extract
 
 
 def extract(spark: SparkSession, cfg: Config, day: date, run_id: str) -> Extracted:
@@ -83,22 +84,27 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     from spark_app.events.read import read_day_events
 
     assert cfg.events is not None
-    available = check_day_available(cfg.events, day, s3=cfg.s3)  # DataNotReady; logs what dt=D+1 lacks
+    steps: Dict[str, float] = {}
+    with step(steps, "availability"):
+        available = check_day_available(cfg.events, day, s3=cfg.s3)  # DataNotReady; logs what dt=D+1 lacks
     # one pass over the files listed above: counts, dedup and views per key together; logs corrupt
     # files, quarantine
-    day_events = read_day_events(spark, cfg.events, day, run_id, s3=cfg.s3, listed=available.folders)
+    day_events = read_day_events(
+        spark, cfg.events, day, run_id, s3=cfg.s3, listed=available.folders, steps=steps
+    )
     per_key = day_events.result  # views per key, read from the pass's cache (day_events.cached)
-    totals = per_key.agg(
-        F.count(F.lit(1)).alias("keys"),
-        F.sum("view_count").alias("view_events"),
-        F.sum("other_events").alias("other_events"),
-        F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
-    ).first()
+    with step(steps, "totals"):
+        totals = per_key.agg(
+            F.count(F.lit(1)).alias("keys"),
+            F.sum("view_count").alias("view_events"),
+            F.sum("other_events").alias("other_events"),
+            F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
+        ).first()
     counts = _event_counts(day_events.counts, totals)
     counts["corrupt_files"] = len(day_events.corrupt_files)
     views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
     quarantine = day_events.quarantine_path if counts.get("rejected") else None
-    return Extracted(views, day_events.cached, counts, quarantine)
+    return Extracted(views, day_events.cached, counts, quarantine, steps)
 
 
 def _event_counts(source_counts: Dict[str, int], totals: Any) -> Dict[str, int]:
@@ -181,6 +187,8 @@ def compute_tables(
         if extracted.quarantine_path:
             progress.facts["quarantine_path"] = extracted.quarantine_path
         st.rows = extracted.counts.get("viewed_products")
+        if extracted.steps:
+            st.detail["steps"] = extracted.steps
 
     with progress.stage("enrich") as st:
         try:

@@ -97,5 +97,16 @@ class Progress:
         return f"[{self.label}] " if self.label else ""
 
 
+@contextlib.contextmanager
+def step(steps: Optional[Dict[str, float]], name: str) -> Iterator[None]:
+    """Add the seconds of the block to `steps[name]` (a stage's breakdown); nothing when `steps` is None."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if steps is not None:
+            steps[name] = round(steps.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
 def _fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)

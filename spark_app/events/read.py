@@ -38,6 +38,7 @@ from spark_app.events.scan import (
     scan_partition,
 )
 from spark_app.events.views import PARTIAL_SCHEMA, count_buckets
+from spark_app.progress import step
 from spark_app.s3_uri import is_s3_uri
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def read_day_events(
     now: Optional[datetime] = None,
     s3: Optional[S3Config] = None,
     listed: Optional[Sequence[FolderListing]] = None,
+    steps: Optional[Dict[str, float]] = None,
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
@@ -100,7 +102,8 @@ def read_day_events(
     be inspected), PipelineError when the lines read and their outcomes do not add up. `s3` is
     the endpoint `s3://` files are listed and opened at (in the tasks too). `listed`: dt=D and
     dt=D+1 as `check_day_available` listed them (`AvailabilityReport.folders`), read as they are;
-    without it both folders are listed here.
+    without it both folders are listed here. `steps`, when given, gets the seconds of each step
+    (`spark_app.progress.step`): listing, plan, pass, checks, quarantine.
     """
     now = now or datetime.now(timezone.utc)
     sc = spark.sparkContext
@@ -108,7 +111,7 @@ def read_day_events(
     saved = {key: sc.getLocalProperty(key) for key in ("spark.jobGroup.id", "spark.job.description")}
     sc.setJobGroup(group, f"read events of {day.isoformat()} for run {run_id}")
     try:
-        result = _read(spark, cfg, day, run_id, now, s3, listed)
+        result = _read(spark, cfg, day, run_id, now, s3, listed, steps)
     finally:
         for key, value in saved.items():
             sc.setLocalProperty(key, value)
@@ -119,22 +122,27 @@ def read_day_events(
 
 
 def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: Optional[S3Config],
-          listed: Optional[Sequence[FolderListing]]) -> DayEvents:
+          listed: Optional[Sequence[FolderListing]], steps: Optional[Dict[str, float]] = None) -> DayEvents:
     from pyspark.sql import Observation
 
-    files = _day_files(day, listed if listed is not None else _list_day(cfg, day, s3))
+    with step(steps, "listing"):
+        files = _day_files(day, listed if listed is not None else _list_day(cfg, day, s3))
     window = DayWindow.of(day, now, cfg.max_future_minutes, cfg.event_types)
     spec = ScanSpec(cfg.format, window, s3=s3)
     observation = Observation(f"events_{uuid.uuid4().hex[:8]}")
     buckets = bucket_count(files, cfg, spark.sparkContext.defaultParallelism)
     persisted = None
     try:
-        persisted = _views(spark, files, spec, observation, buckets).persist(_storage_level())
-        # the observed pass, every file read once; Spark's "noop" sink fills the cache without the
-        # extra aggregation job a count() adds
-        persisted.write.format("noop").mode("overwrite").save()
-        counts, reports = day_counts(observation.get)
-        _check_every_file_reported(files, reports)
+        with step(steps, "plan"):
+            persisted = _views(spark, files, spec, observation, buckets).persist(_storage_level())
+        with step(steps, "pass"):
+            # the observed pass, every file read once; Spark's "noop" sink fills the cache without
+            # the extra aggregation job a count() adds
+            persisted.write.format("noop").mode("overwrite").save()
+            observed = observation.get
+        with step(steps, "checks"):
+            counts, reports = day_counts(observed)
+            _check_every_file_reported(files, reports)
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
         if persisted is not None:
             persisted.unpersist()
@@ -147,7 +155,8 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
     qfolder = quarantine_folder(cfg, day, run_id)
     rejecting = [r["path"] for r in reports if _rejected(r)]
     try:
-        _write_quarantine(spark, spec, rejecting, qfolder, run_id, counts["rejected"])
+        with step(steps, "quarantine"):
+            _write_quarantine(spark, spec, rejecting, qfolder, run_id, counts["rejected"])
     except Exception as exc:  # noqa: BLE001
         if persisted is not None:
             persisted.unpersist()
