@@ -16,18 +16,18 @@ stays lazy: using it reads the files again.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 from spark_app.config import EventsConfig, S3Config
 from spark_app.errors import DataNotReady, PipelineError, SourceError
 from spark_app.events.buckets import spark_labels
+from spark_app.events.counts import bad_share, by_folder, check_every_file_reported, day_counts, rejected_of
 from spark_app.events.files import FolderListing, SourceFile, day_folders, list_folder, s3_client
-from spark_app.events.parse import REASONS, DayWindow
+from spark_app.events.parse import DayWindow
 from spark_app.events.scan import (
     PAYLOAD_SCHEMA,
     QUARANTINE_SCHEMA,
@@ -142,7 +142,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
             observed = observation.get
         with step(steps, "checks"):
             counts, reports = day_counts(observed)
-            _check_every_file_reported(files, reports)
+            check_every_file_reported(files, reports)
     except Exception as exc:  # noqa: BLE001 - Py4J, analysis and Spark errors alike: a read failed
         if persisted is not None:
             persisted.unpersist()
@@ -153,7 +153,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
     for path, problem in sorted(corrupt.items()):
         log.warning("unreadable event file %s (%s): its lines are left out of %s", path, problem, day)
     qfolder = quarantine_folder(cfg, day, run_id)
-    rejecting = [r["path"] for r in reports if _rejected(r)]
+    rejecting = [r["path"] for r in reports if rejected_of(r)]
     try:
         with step(steps, "quarantine"):
             _write_quarantine(spark, spec, rejecting, qfolder, run_id, counts["rejected"])
@@ -162,7 +162,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
             persisted.unpersist()
         problem = _first_line(exc)
         raise SourceError(f"events of {day}: writing the quarantine {qfolder} failed: {problem}") from exc
-    by_folder, lines_by_folder = _by_folder(reports)
+    rejected_folders, lines_by_folder = by_folder(reports)
     return DayEvents(
         day=day,
         events=_events(spark, files, spec),
@@ -172,7 +172,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
         bad_share=bad_share(counts, files, corrupt),
         result=_keys(persisted),
         cached=persisted,
-        rejected_by_folder=by_folder,
+        rejected_by_folder=rejected_folders,
         lines_by_folder=lines_by_folder,
     )
 
@@ -245,7 +245,13 @@ def _events(spark, files: List[SourceFile], spec: ScanSpec):
 
 
 def _file_names(spark, files: List[SourceFile]):
-    """A one-column frame of literal paths: tasks of about equal bytes, at most two per core."""
+    """A one-column frame of literal paths: tasks of about equal bytes, at most two per core.
+
+    Built in the JVM (a range of one row per task, each exploded into its literal paths): no
+    Python RDD and no schema to parse, which a fresh session pays for in seconds.
+    """
+    from pyspark.sql import functions as F
+
     sc = spark.sparkContext
     bins: List[List[str]] = [[] for _ in range(max(1, min(len(files), 2 * sc.defaultParallelism)))]
     loads = [0] * len(bins)
@@ -253,77 +259,15 @@ def _file_names(spark, files: List[SourceFile]):
         i = loads.index(min(loads))
         bins[i].append(f.path)
         loads[i] += f.size
-    rows = sc.parallelize(bins, len(bins)).flatMap(lambda paths: [(p,) for p in paths])
-    return spark.createDataFrame(rows, "path string")
+    paths = F.array(*[F.array(*[F.lit(p) for p in b]).cast("array<string>") for b in bins])
+    task = (F.col("id") + 1).cast("int")
+    return spark.range(0, len(bins), 1, len(bins)).select(F.explode(F.element_at(paths, task)).alias("path"))
 
 
 def _storage_level():
     from pyspark import StorageLevel
 
     return StorageLevel.MEMORY_AND_DISK
-
-
-def day_counts(observed) -> Tuple[Dict[str, int], List[dict]]:
-    """The day's counts from the observed reports (the files', and the buckets': the events they
-    received and how many were distinct); raises when the lines read (counted from the bytes)
-    and their outcomes do not add up, or when the buckets did not receive every in-day event."""
-    reports = [json.loads(line) for line in (observed.get("reports") or "").split("\n") if line]
-    total: Dict[str, int] = {}
-    for report in reports:
-        for key, value in report.items():
-            if isinstance(value, int):
-                total[key] = total.get(key, 0) + value
-    counts = {f"rejected_{r}": total.get(f"rejected_{r}", 0) for r in REASONS}
-    counts.update(
-        {
-            "lines_read": total.get("lines", 0) - total.get("blank", 0),
-            "in_day": total.get("received", 0),
-            "distinct_events": total.get("distinct", 0),
-            "outside_day": total.get("outside_day", 0),
-            "rejected": sum(counts.values()),
-            "unknown_event_type": total.get("unknown_type", 0),
-            "blank_lines": total.get("blank", 0),
-        }
-    )
-    if total.get("received", 0) != total.get("in_day", 0):
-        raise PipelineError(
-            f"event counts do not add up: the files kept {total.get('in_day', 0):,} in-day events but "
-            f"the dedup buckets received {total.get('received', 0):,}; refusing to go on"
-        )
-    accounted = counts["in_day"] + counts["outside_day"] + counts["rejected"]
-    if accounted != counts["lines_read"]:
-        raise PipelineError(
-            f"event counts do not add up: {counts['lines_read']:,} lines read but {accounted:,} "
-            f"accounted for ({counts}); refusing to go on with a day that may have lost lines"
-        )
-    return counts, reports
-
-
-def _check_every_file_reported(files: List[SourceFile], reports: List[dict]) -> None:
-    """Each listed file reported exactly once: counts that add up over a missing file are no proof."""
-    reported = sorted(r["path"] for r in reports if r.get("path"))
-    listed = sorted(f.path for f in files)
-    if reported != listed:
-        missing = sorted(set(listed) - set(reported))[:3]
-        raise PipelineError(
-            f"event counts are incomplete: {len(listed)} files listed, {len(reported)} file reports "
-            f"observed (missing e.g. {missing}); refusing to go on with a day that may have lost lines"
-        )
-
-
-def _rejected(report: dict) -> int:
-    return sum(v for k, v in report.items() if k.startswith("rejected_") and isinstance(v, int))
-
-
-def _by_folder(reports: List[dict]) -> Tuple[Dict[str, int], Dict[str, int]]:
-    rejected: Dict[str, int] = {}
-    lines: Dict[str, int] = {}
-    for report in (r for r in reports if r.get("path")):  # the files' reports, not the buckets'
-        folder = report["path"].rsplit("/", 1)[0]
-        lines[folder] = lines.get(folder, 0) + int(report.get("lines", 0)) - int(report.get("blank", 0))
-        if _rejected(report):
-            rejected[folder] = rejected.get(folder, 0) + _rejected(report)
-    return rejected, lines
 
 
 def _write_quarantine(spark, spec: ScanSpec, paths: List[str], folder: str, run_id: str, rejected: int):
@@ -350,20 +294,6 @@ def _delete_if_present(spark, folder: str) -> None:
     fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
     if fs.exists(hpath):
         fs.delete(hpath, True)
-
-
-def bad_share(counts: Dict[str, int], files: List[SourceFile], corrupt: Dict[str, str]) -> float:
-    """Estimated share of the day's input lines that could not be used.
-
-    c = bytes of unreadable files / bytes of all data files (their lines are unknown, so bytes
-    stand in for lines); r = rejected / lines read from the readable files. The share is
-    c + (1 - c) * r: the lost part plus the rejected part of what remained.
-    """
-    total = sum(f.size for f in files)
-    lost = sum(f.size for f in files if f.path in corrupt)
-    c = lost / total if total else 0.0
-    r = counts["rejected"] / counts["lines_read"] if counts["lines_read"] else 0.0
-    return c + (1.0 - c) * r
 
 
 def _fail_when_too_bad(cfg: EventsConfig, result: DayEvents) -> None:
