@@ -92,17 +92,11 @@ def _extract_events(spark: SparkSession, cfg: Config, day: date, run_id: str) ->
     day_events = read_day_events(
         spark, cfg.events, day, run_id, s3=cfg.s3, listed=available.folders, steps=steps
     )
-    per_key = day_events.result  # views per key, read from the pass's cache (day_events.cached)
-    with step(steps, "totals"):
-        totals = per_key.agg(
-            F.count(F.lit(1)).alias("keys"),
-            F.sum("view_count").alias("view_events"),
-            F.sum("other_events").alias("other_events"),
-            F.sum(F.when(F.col("view_count") > 0, 1).otherwise(0)).alias("viewed_products"),
-        ).first()
-    counts = _event_counts(day_events.counts, totals)
+    # the viewed keys and their views, read from the pass's cache (day_events.cached); the totals
+    # of the keys were observed in the same pass
+    views = day_events.result
+    counts = _event_counts(day_events.counts, day_events.totals)
     counts["corrupt_files"] = len(day_events.corrupt_files)
-    views = per_key.where(F.col("view_count") > 0).select("advertiser_id", "product_id", "view_count")
     quarantine = day_events.quarantine_path if counts.get("rejected") else None
     return Extracted(views, day_events.cached, counts, quarantine, steps)
 

@@ -9,7 +9,8 @@ Spark work per call (see docs/events.md): the driver lists the files; one pass r
 (tasks of whole files, `spark_app.events.scan`) and sends each in-day event, packed in Arrow, to
 the bucket of its event_id (`spark_app.events.buckets`); each bucket is deduplicated and counted
 per key in Arrow (`spark_app.events.views`); Spark sums the keys' partial counts and persists
-them (`DayEvents.result`). The counts come back through `DataFrame.observe` from that same pass.
+the viewed keys (`DayEvents.result`). The counts, and the totals of the summed keys
+(`DayEvents.totals`), come back through `DataFrame.observe` from that same pass.
 The quarantine is a second read of only the files that had rejected records. `events` itself
 stays lazy: using it reads the files again.
 """
@@ -63,7 +64,8 @@ class DayEvents:
     quarantine_path: Optional[str] = None  # <quarantine>/run_id=<run>/dt=<D>; written when rejected > 0
     bad_share: float = 0.0
     spark_jobs: int = 0  # jobs this call ran (the caller's use of `events` comes on top)
-    result: object = None  # views per key (advertiser_id, product_id, view_count, other_events), cached
+    result: object = None  # the viewed keys (advertiser_id, product_id, view_count > 0), cached
+    totals: Dict[str, int] = field(default_factory=dict)  # keys, view_events, other_events, viewed_products
     rejected_by_folder: Dict[str, int] = field(default_factory=dict)
     lines_by_folder: Dict[str, int] = field(default_factory=dict)
 
@@ -95,8 +97,9 @@ def read_day_events(
 ) -> DayEvents:
     """Read, validate and count the events of `day`; quarantine the rejected records.
 
-    `DayEvents.result` holds the distinct events per (advertiser_id, product_id), views and
-    other events, computed in the same pass as the counts and persisted. Raises DataNotReady
+    `DayEvents.result` holds the product views of the distinct events per viewed (advertiser_id,
+    product_id), computed in the same pass as the counts and persisted; `DayEvents.totals` the
+    keys, views and other events of all keys. Raises DataNotReady
     when `dt=D` holds no data file, SourceError when the files cannot be read or the bad share
     exceeds `cfg.max_bad_share` (the quarantine is written first, so the rejected records can
     be inspected), PipelineError when the lines read and their outcomes do not add up. `s3` is
@@ -130,16 +133,17 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
     window = DayWindow.of(day, now, cfg.max_future_minutes, cfg.event_types)
     spec = ScanSpec(cfg.format, window, s3=s3)
     observation = Observation(f"events_{uuid.uuid4().hex[:8]}")
+    summed = Observation(f"keys_{uuid.uuid4().hex[:8]}")
     buckets = bucket_count(files, cfg, spark.sparkContext.defaultParallelism)
     persisted = None
     try:
         with step(steps, "plan"):
-            persisted = _views(spark, files, spec, observation, buckets).persist(_storage_level())
+            persisted = _views(spark, files, spec, (observation, summed), buckets).persist(_storage_level())
         with step(steps, "pass"):
             # the observed pass, every file read once; Spark's "noop" sink fills the cache without
             # the extra aggregation job a count() adds
             persisted.write.format("noop").mode("overwrite").save()
-            observed = observation.get
+            observed, totals = observation.get, summed.get
         with step(steps, "checks"):
             counts, reports = day_counts(observed)
             check_every_file_reported(files, reports)
@@ -171,6 +175,7 @@ def _read(spark, cfg: EventsConfig, day: date, run_id: str, now: datetime, s3: O
         quarantine_path=qfolder,
         bad_share=bad_share(counts, files, corrupt),
         result=_keys(persisted),
+        totals={k: int(v or 0) for k, v in totals.items()},
         cached=persisted,
         rejected_by_folder=rejected_folders,
         lines_by_folder=lines_by_folder,
@@ -205,10 +210,15 @@ def bucket_count(files: List[SourceFile], cfg: EventsConfig, parallelism: int) -
     return max(parallelism, -(-total // (cfg.bucket_mb << 20)))
 
 
-def _views(spark, files: List[SourceFile], spec: ScanSpec, observation, buckets: int):
-    """The observed pass: files -> bucket payloads -> distinct events per key (partial) -> summed."""
+def _views(spark, files: List[SourceFile], spec: ScanSpec, observations, buckets: int):
+    """The observed pass: files -> bucket payloads -> distinct events per key (partial) -> summed.
+
+    `observations`: (the reports', the summed keys' totals); what is kept (and cached) is only
+    what enrich needs: the viewed keys and their views, plus the group of report rows.
+    """
     from pyspark.sql import functions as F
 
+    observation, summed = observations
     labels = spark_labels(buckets)
     payloads = _file_names(spark, files).mapInArrow(bucket_partition(spec, labels), PAYLOAD_SCHEMA)
     partials = payloads.repartition(buckets, "label").mapInArrow(count_buckets, PARTIAL_SCHEMA)
@@ -217,9 +227,19 @@ def _views(spark, files: List[SourceFile], spec: ScanSpec, observation, buckets:
     # with the keys and filtered out only when read (`_keys`): the cached result is never empty,
     # so adaptive execution never replaces the observed plan by an empty relation, which would
     # drop its metrics without a word (a day whose every line is rejected, for one).
-    return observed.groupBy("advertiser_id", "product_id").agg(
+    views = F.col("view_count")
+    per_key = observed.groupBy("advertiser_id", "product_id").agg(
         F.sum("view_count").alias("view_count"), F.sum("other_events").alias("other_events")
     )
+    # the totals the counts need, from the same pass: no second job over the cached keys
+    totals = per_key.observe(
+        summed,
+        F.count(views).alias("keys"),
+        F.sum(views).alias("view_events"),
+        F.sum("other_events").alias("other_events"),
+        F.count(F.when(views > 0, 1)).alias("viewed_products"),
+    )
+    return totals.where(views.isNull() | (views > 0)).select("advertiser_id", "product_id", "view_count")
 
 
 def _keys(cached):
