@@ -243,8 +243,10 @@ def _load_check_publish(spark, cfg: Config, day: date, progress: Progress, day_r
         rejected_at_load = sum(r.rows_rejected for r in loaded.values())
         progress.add_counts({"rejected_at_load": rejected_at_load})
     with progress.stage("quality") as st:
-        gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec)
+        steps: Dict[str, float] = {}
+        gate = check_quality(spark, cfg, tables, day, day_run.run_id, spec, steps=steps)
         st.detail["engine"] = gate.engine
+        st.detail["steps"] = steps
         st.detail["warnings"] = len(gate.warnings)
         progress.facts["quality_warnings"] = [f"{w.table}: {w.check}: {w.message}" for w in gate.warnings]
         st.detail["errors"] = len(gate.errors)
@@ -293,6 +295,7 @@ def check_quality(
     run_id: str,
     spec: Optional[Any] = None,
     record: bool = True,
+    steps: Optional[Dict[str, float]] = None,
 ):
     """Run the configured (or default) checks on every table against the history in `spec`.
 
@@ -314,6 +317,7 @@ def check_quality(
         schema=cfg.postgres.schema,
         shrink_target=SHRINK_TARGET,
         record=record,
+        steps=steps,
     )
     return gate  # run_gate has logged each warning
 

@@ -160,6 +160,7 @@ def run_gate(
     spec: Any = None,
     shrink_target: Any = None,
     record: bool = True,
+    steps: Optional[Dict[str, float]] = None,
 ) -> GateResult:
     """Verify every table, check anomalies against the stored history, then save the day's metrics.
 
@@ -169,7 +170,10 @@ def run_gate(
     nothing is written (`process_data.py quality`).
     `shrink_target` (a `spark_app.quality.shrink.ShrinkTarget`) adds the shrink guard. Failed
     Warning-level constraints are logged; the caller decides on errors (`raise_if_failed()`).
+    `steps`, when given, gets the seconds of each step (`spark_app.progress.step`).
     """
+    from spark_app.progress import step
+
     engine = engine or cfg.engine
     store = store if store is not None else spec
     watched = [a for a in cfg.anomalies if a.table in tables]
@@ -178,23 +182,28 @@ def run_gate(
         extra = [anomaly_metric(a.metric, a.column) for a in watched if a.table == table]
         if shrink_target is not None and shrink_target.table == table:
             extra += shrink_target.metrics()
-        report = verify(spark, df, table, checks_for(table, cfg, default_checks), engine, extra)
+        with step(steps, f"verify {table}"):
+            report = verify(spark, df, table, checks_for(table, cfg, default_checks), engine, extra)
         gate.reports[table] = report
     if store is not None and day is None:
         raise ConfigError("run_gate: a metrics store needs the run's day")
     if watched:
         from spark_app.quality.store import check_anomalies
 
-        gate.anomalies = check_anomalies(store, pipeline, day, gate.metrics, watched, schema=schema)
+        with step(steps, "anomalies"):
+            gate.anomalies = check_anomalies(store, pipeline, day, gate.metrics, watched, schema=schema)
     if shrink_target is not None and shrink_target.table in tables:
         from spark_app.quality.shrink import check_shrink
 
-        gate.anomalies += check_shrink(store, pipeline, day, gate.metrics, shrink_target, cfg.shrink, schema)
+        with step(steps, "shrink guard"):
+            shrink = check_shrink(store, pipeline, day, gate.metrics, shrink_target, cfg.shrink, schema)
+        gate.anomalies += shrink
     if store is not None and record:
         from spark_app.quality.store import save_metrics
 
-        for table, report in gate.reports.items():
-            save_metrics(store, pipeline, table, day, report.metrics, run_id or "", schema=schema)
+        with step(steps, "save metrics"):
+            for table, report in gate.reports.items():
+                save_metrics(store, pipeline, table, day, report.metrics, run_id or "", schema=schema)
     for w in gate.warnings:
         log.warning("data-quality warning: %s: %s: %s", w.table, w.check, w.message)
     return gate
