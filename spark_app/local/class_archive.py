@@ -1,0 +1,90 @@
+"""The local driver's class archive: trained once by `make`, mapped by every local session after.
+
+A fresh JVM reads, parses and verifies some 15,000 of Spark's classes before its first query
+answers; a dynamic CDS archive (`-XX:ArchiveClassesAtExit`) keeps them ready in one file. The
+training is a child process that runs what a day's run runs on a tiny generated day (the
+events read in both formats, an aggregation, a Parquet round trip, the quality checks) and
+exits; its JVM writes the archive as it exits. The file goes to `.jars/` only when complete.
+`spark_app.session` then passes it to every local driver (`spark_app.jvm.class_archive_options`);
+EMR's JVMs never get it.
+
+    python -m spark_app.local.class_archive            # train and install (what `make` runs)
+    python -m spark_app.local.class_archive --train F  # the child: the workload, archive to F
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Optional, Sequence
+
+from spark_app.jvm import class_archive
+
+DAY = date(2026, 11, 19)
+
+
+def build(target: Optional[Path] = None) -> Optional[Path]:
+    """Train in a child process and install the archive at `target`; None when the JVM made none
+    (a Java without a base CDS archive, for one): local runs then start as they did."""
+    target = target or class_archive()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
+        out = Path(tmp) / target.name
+        cmd = [sys.executable, "-m", "spark_app.local.class_archive", "--train", str(out)]
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+            print(f"class archive: none made (exit {done.returncode}); local runs load classes as usual")
+            print(tail)
+            return None
+        os.replace(out, target)  # a JVM that has the old file mapped keeps it
+    size = target.stat().st_size >> 20
+    print(f"class archive: {target} ({size} MB) trained in {time.perf_counter() - start:.1f} s")
+    return target
+
+
+def train(archive: Path) -> None:
+    """The workload: a day's run in miniature, in a session whose JVM archives its classes at exit."""
+    from spark_app.config import CheckConfig, EventsConfig, SparkConfig
+    from spark_app.events.read import read_day_events
+    from spark_app.local.sample_data import SampleSpec, write_day
+    from spark_app.quality.gate import verify
+    from spark_app.session import build_session
+
+    options = f"-XX:+ExitOnOutOfMemoryError -XX:ArchiveClassesAtExit={archive}"
+    spark = build_session(SparkConfig(master="local[2]", app_name="class-archive"),
+                          extra_conf={"spark.driver.extraJavaOptions": options})
+    checks = [CheckConfig("isComplete", column="product_id"), CheckConfig("hasSize", min=1)]
+    with tempfile.TemporaryDirectory(prefix="class-archive-day-") as tmp:
+        for fmt in ("json", "parquet"):
+            root = Path(tmp) / fmt
+            write_day(root, DAY, SampleSpec(events=2_000), fmt=fmt, files=2)
+            day = read_day_events(spark, EventsConfig(path=str(root), format=fmt), DAY, "class-archive")
+            per_advertiser = day.result.groupBy("advertiser_id").sum("view_count")
+            per_advertiser.write.mode("overwrite").parquet(str(Path(tmp) / f"{fmt}_out"))
+            spark.read.parquet(str(Path(tmp) / f"{fmt}_out")).toPandas()
+            verify(spark, day.result, "product_views", checks, engine="auto")
+            day.release()
+    spark.stop()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", metavar="FILE", help="run the workload; the JVM writes FILE as it exits")
+    args = parser.parse_args(argv)
+    if args.train:
+        train(Path(args.train))
+        return 0
+    build()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
