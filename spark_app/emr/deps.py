@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import subprocess
 import sys
 import tarfile
@@ -42,7 +43,7 @@ PYTHON_VERSION = "3.9"
 ABI = "cp39"
 ALIAS = "deps"  # the folder the archive is unpacked into, in each container's working directory
 PYTHONPATH = f"./{ALIAS}"
-_FORMAT = "1"  # bump when the archive's layout changes for the same lock
+_FORMAT = "2"  # bump when the archive's layout changes for the same lock
 _SKIP_TOP = {"bin"}  # console scripts: their shebang names this machine's interpreter
 
 
@@ -151,8 +152,19 @@ def pack(folder: Path, out: BinaryIO) -> None:
                 info.size, info.mtime, info.uid, info.gid = path.stat().st_size, 0, 0, 0
                 info.uname = info.gname = ""
                 info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-                with path.open("rb") as fh:
-                    tar.addfile(info, fh)
+                data = path.read_bytes()
+                if path.name == "RECORD" and path.parent.name.endswith(".dist-info"):
+                    data = shipped_record(data)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def shipped_record(record: bytes) -> bytes:
+    """A wheel's RECORD without the lines of files outside the archive (`../../bin/...`): their
+    hashes name the building machine's interpreter (the scripts' shebang), so two checkouts in
+    different folders packed different bytes from one lock."""
+    lines = record.decode("utf-8").splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("../")).encode("utf-8")
 
 
 @dataclass(frozen=True)

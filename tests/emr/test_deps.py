@@ -143,6 +143,21 @@ def test_the_archive_is_reproducible_and_named_by_its_lock(archive, tmp_path):
     assert deps.archive_name(LOCK_TEXT.encode() + b"#") != archive.name
 
 
+def test_the_archive_holds_nothing_of_the_folder_it_was_built_in(archive):
+    """The console scripts' RECORD lines (their hashes cover a shebang naming the builder's
+    interpreter) stay out, so a checkout elsewhere packs the same bytes from the same lock."""
+    with tarfile.open(archive.path) as tar:
+        members = [m for m in tar.getmembers() if m.name.endswith(".dist-info/RECORD")]
+        records = [tar.extractfile(m).read().decode() for m in members]
+    assert records
+    assert not [line for text in records for line in text.splitlines() if line.startswith("../")]
+    here = "../../bin/idna,sha256=H04SaNZSpBG7Zgx5P4bPB0IUskpSJKD5SeX1QWhXvsk,167\n"
+    there = "../../bin/idna,sha256=rRfnP2RpoeGOik4qj9pWyyDh22Q5llTAbB0XVsfmTxw,167\n"
+    rest = "idna/core.py,sha256=a,1\nidna-3.20.dist-info/RECORD,,\n"
+    packed = {deps.shipped_record((script + rest).encode()) for script in (here, there)}
+    assert packed == {rest.encode()}
+
+
 @pytest.mark.skipif(not PYTHON39, reason="no CPython 3.9 here (set PYTHON39)")
 def test_every_shipped_module_imports_under_python_3_9_from_archive_zip_and_pyspark_alone(archive, tmp_path):
     unpacked = tmp_path / "deps"
