@@ -24,13 +24,10 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 TRINO_VERSION ?= 476
 TRINO_HOME := .trino/trino-server-$(TRINO_VERSION)
 TRINO_STAMP := $(TRINO_HOME)/.installed
-# The local driver's class archive (spark_app/local/class_archive.py): trained once, after the venv
-# and the jars it records; a Java that cannot make one leaves local runs as they were.
-ARCHIVE_STAMP := $(JARS)/.class-archive
 
-.PHONY: setup jars trino chromium lock deps deps-all run test lint bench package deploy db-upgrade services stop clean
+.PHONY: setup archive jars trino chromium lock deps deps-all run test lint bench package deploy db-upgrade services stop clean
 
-setup: $(STAMP) $(ARCHIVE_STAMP)
+setup: $(STAMP) archive
 
 # The jars are order-only: a changed pom re-fetches them without reinstalling the venv.
 # requirements/node.txt constrains the venv: the laptop runs the cluster's versions of what ships.
@@ -45,9 +42,10 @@ $(STAMP): pyproject.toml requirements/node.txt | $(JARS_STAMP)
 		$(PY) -m pip install -q -e ".[java]"; fi
 	@touch $(STAMP)
 
-$(ARCHIVE_STAMP): $(STAMP) $(JARS_STAMP)
-	$(PY) -m spark_app.local.class_archive
-	@touch $@
+# The local driver's class archive (spark_app/local/class_archive.py): trained again only when
+# the Java or the jars differ from those it was made with (a note beside it says which).
+archive: $(STAMP) $(JARS_STAMP)
+	@$(PY) -m spark_app.local.class_archive --if-stale
 
 jars: $(JARS_STAMP)
 
@@ -88,17 +86,17 @@ deps-all: $(STAMP)
 	$(PY) deploy.py deps --arch x86_64
 	$(PY) deploy.py deps --arch aarch64
 
-run: $(STAMP) $(ARCHIVE_STAMP)
+run: $(STAMP) archive
 	$(PY) -m spark_app.local.cli run --conf $(CONF) --date $(DATE)
 
-test: $(STAMP) $(ARCHIVE_STAMP) $(TRINO_STAMP) chromium deps-all
+test: $(STAMP) archive $(TRINO_STAMP) chromium deps-all
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP) $(ARCHIVE_STAMP) $(TRINO_STAMP)
+bench: $(STAMP) archive $(TRINO_STAMP)
 	$(PY) -m bench --size $(SIZE)
 
 package: deps-all

