@@ -149,13 +149,12 @@ def pack(folder: Path, out: BinaryIO) -> None:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in _files(folder):
                 info = tarfile.TarInfo(path.relative_to(folder).as_posix())
-                info.size, info.mtime, info.uid, info.gid = path.stat().st_size, 0, 0, 0
-                info.uname = info.gname = ""
-                info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
                 data = path.read_bytes()
                 if path.name == "RECORD" and path.parent.name.endswith(".dist-info"):
                     data = shipped_record(data)
-                info.size = len(data)
+                info.size, info.mtime, info.uid, info.gid = len(data), 0, 0, 0
+                info.uname = info.gname = ""
+                info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
                 tar.addfile(info, io.BytesIO(data))
 
 

@@ -44,7 +44,7 @@ def test_a_local_session_loads_sparks_classes_from_the_archive_make_trained(tmp_
 def _archive_in(root, content: bytes, note: str = ""):
     """An archive under `root`/.jars with its note: what it fits there, unless `note` says else."""
     archive = class_archive(root)
-    archive.parent.mkdir(parents=True)
+    archive.parent.mkdir(parents=True, exist_ok=True)
     archive.write_bytes(content)
     archive_note(archive).write_text(note or archive_identity(root))
     return archive
@@ -69,9 +69,7 @@ def test_an_archive_made_before_a_jar_changed_is_not_offered(tmp_path):
     (tmp_path / JARS_DIR).mkdir()
     jar = tmp_path / JARS_DIR / "extra-1.0.jar"
     jar.write_bytes(b"PK one")
-    archive = class_archive(tmp_path)
-    archive.write_bytes(b"archive")
-    archive_note(archive).write_text(archive_identity(tmp_path))
+    _archive_in(tmp_path, b"archive")
     assert class_archive_options(tmp_path)
     jar.write_bytes(b"PK two, longer")
     assert class_archive_options(tmp_path) == ""
