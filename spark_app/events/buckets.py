@@ -137,7 +137,8 @@ class BucketWriter:
         buckets = bucket_of(np.concatenate(self._hashes), len(self.labels))
         self._batches, self._hashes, self._buffered = [], [], 0
         n = len(self.labels)
-        order = np.argsort(buckets, kind="stable")
+        small = buckets.astype(np.uint16) if n <= 1 << 16 else buckets  # 16 bits: NumPy sorts by radix
+        order = np.argsort(small, kind="stable")
         sorted_table = _small_types(table.take(pa.array(order)).combine_chunks())
         bounds = np.searchsorted(buckets[order], np.arange(n + 1))
         for b in range(n):

@@ -130,10 +130,15 @@ def _ts_column(col):
         offsets = np.frombuffer(text.buffers()[1], np.int32, n + 1, text.offset * 4)
         data = text.buffers()[2]
         buf = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
-        starts, ends = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
-        iso_us, iso_ok = _iso_micros(buf, starts, ends - starts)
-        ms, ms_ok = epoch_ms_text(buf, starts, ends - starts)
-        return np.where(ms_ok, ms * 1000, iso_us), iso_ok | ms_ok
+        starts = offsets[:-1].astype(np.int64)
+        width = offsets[1:] - offsets[:-1]
+        us, ok = _iso_micros(buf, starts, width)
+        digits = np.flatnonzero(~ok & (width >= 12) & (width <= 13))  # epoch ms as text, maybe
+        if len(digits):
+            ms, ms_ok = epoch_ms_text(buf, starts[digits], width[digits])
+            us[digits[ms_ok]] = ms[ms_ok] * 1000
+            ok[digits[ms_ok]] = True
+        return us, ok
     return np.zeros(n, np.int64), np.zeros(n, bool)
 
 

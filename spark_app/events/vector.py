@@ -190,73 +190,70 @@ def epoch_ms_text(buf, starts, width):
     return value, ok & (value >= _EPOCH_MIN) & (value < _EPOCH_MAX)
 
 
+_ISO_MAX = 19 + 10 + 6  # seconds, a dot and nine digits, an offset
+_ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]
+
+
 def _iso_micros(buf, starts, width):
-    """`YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}][Z|±hh:mm]` -> epoch µs; anything else is left undecided."""
-    ok = (width >= 19) & (width <= 19 + 10 + 6)
+    """`YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}][Z|±hh:mm]` -> epoch µs; anything else is left undecided.
 
-    def at(k):
-        return buf[np.where(ok, starts + k, 0)].astype(np.int64)
-
-    def num(*ks):
-        v = np.zeros(len(starts), np.int64)
-        for k in ks:
-            d = at(k) - 48
-            nonlocal ok
-            ok &= (d >= 0) & (d <= 9)
-            v = v * 10 + d
-        return v
-
-    year, month, day = num(0, 1, 2, 3), num(5, 6), num(8, 9)
-    hour, minute, second = num(11, 12), num(14, 15), num(17, 18)
-    ok &= (at(4) == 45) & (at(7) == 45) & ((at(10) == 84) | (at(10) == _SPACE))
-    ok &= (at(13) == _COLON) & (at(16) == _COLON)
-    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= _days_in_month(year, month))
-    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
-    fraction, rest = _fraction(buf, starts, width, ok)
-    offset_min, suffix_ok = _offset(buf, starts + rest, width - rest, ok)
+    One gather takes the first `_ISO_MAX` bytes of every value (a position x value matrix);
+    each check is then a row of that matrix, not a gather of its own."""
+    n = len(starts)
+    ok = (width >= 19) & (width <= _ISO_MAX)
+    if not ok.any():
+        return np.zeros(n, np.int64), ok
+    padded = np.concatenate([buf, np.zeros(_ISO_MAX, np.uint8)])
+    windows = np.lib.stride_tricks.as_strided(padded, shape=(len(buf) + 1, _ISO_MAX), strides=(1, 1))
+    at = np.where(ok, starts, 0)
+    m = np.ascontiguousarray(windows[at].T)  # position x value
+    d = m - np.uint8(48)  # a digit's value; above 9 for any other byte
+    fixed = d[_ISO_DIGITS]
+    ok &= (fixed <= 9).all(axis=0)
+    ok &= (m[4] == 45) & (m[7] == 45) & ((m[10] == 84) | (m[10] == _SPACE))
+    ok &= (m[13] == _COLON) & (m[16] == _COLON)
+    v = fixed.astype(np.int32)
+    year, month, day = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3], v[4] * 10 + v[5], v[6] * 10 + v[7]
+    hour, minute, second = v[8] * 10 + v[9], v[10] * 10 + v[11], v[12] * 10 + v[13]
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= _days_in_month(year, month))
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)  # year 0 is no date to the strict rules either
+    fraction, rest = _fraction(m, d, width, ok)
+    offset_min, suffix_ok = _offset(np.ascontiguousarray(windows[at + rest, :6].T), width - rest)
     ok &= suffix_ok
-    days = _days_from_civil(year, month, day)
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_min * 60
+    days = _days_from_civil(year.astype(np.int64), month, day)
+    seconds = days * 86400 + (hour * 3600 + minute * 60 + second - offset_min * 60)
     return seconds * 1_000_000 + fraction, ok
 
 
-def _fraction(buf, starts, width, ok):
-    """Microseconds of an optional `.digits` after the seconds, and where the suffix starts."""
-    pos = np.full(len(starts), 19, np.int64)
-    has_dot = ok & (width > 19) & (buf[np.where(ok & (width > 19), starts + 19, 0)] == 46)
-    pos = np.where(has_dot, 20, pos)
-    micros = np.zeros(len(starts), np.int64)
-    digits = np.zeros(len(starts), np.int64)
+def _fraction(m, d, width, ok):
+    """Microseconds of an optional `.digits` (one to nine) after the seconds, and where the
+    suffix starts; digits past the sixth are truncated."""
+    has_dot = ok & (width > 19) & (m[19] == 46)
     running = has_dot.copy()
+    run = np.zeros(len(width), np.int64)
+    micros = np.zeros(len(width), np.int64)
     for k in range(9):
-        inside = running & (pos < width)
-        d = buf[np.where(inside, starts + pos, 0)].astype(np.int64) - 48
-        is_digit = inside & (d >= 0) & (d <= 9)
-        micros = np.where(is_digit & (k < 6), micros * 10 + d, micros)
-        digits += is_digit
-        pos = np.where(is_digit, pos + 1, pos)
-        running = is_digit
-    ok &= ~has_dot | (digits > 0)
-    micros = micros * 10 ** np.clip(6 - np.minimum(digits, 6), 0, 6)
-    return np.where(has_dot, micros, 0), pos
+        running &= (d[20 + k] <= 9) & (20 + k < width)
+        run += running
+        if k < 6:
+            micros += d[20 + k].astype(np.int64) * running * 10 ** (5 - k)
+    ok &= ~has_dot | (run > 0)
+    return micros, np.where(has_dot, 20 + run, 19)
 
 
-def _offset(buf, starts, width, ok):
-    """Offset minutes of an empty suffix, `Z` or `±hh:mm` (at most 18 hours)."""
-
-    def at(k):
-        return buf[np.where(ok & (width > k), starts + k, 0)].astype(np.int64)
-
-    empty = width == 0
-    zulu = (width == 1) & (at(0) == 90)
-    sign = np.where(at(0) == 45, -1, 1)
-    hh, mm = (at(1) - 48) * 10 + at(2) - 48, (at(4) - 48) * 10 + at(5) - 48
-    digits_ok = np.ones(len(starts), bool)
+def _offset(c, width):
+    """Offset minutes of an empty suffix, `Z` or `±hh:mm` (at most 18 hours); `c`: its first six
+    bytes (position x value)."""
+    c = c.astype(np.int64)
+    zulu = (width == 1) & (c[0] == 90)
+    digits_ok = np.ones(len(width), bool)
     for k in (1, 2, 4, 5):
-        digits_ok &= (at(k) >= 48) & (at(k) <= 57)
-    hhmm = (width == 6) & ((at(0) == 43) | (at(0) == 45)) & (at(3) == _COLON) & digits_ok
+        digits_ok &= (c[k] >= 48) & (c[k] <= 57)
+    hh, mm = (c[1] - 48) * 10 + c[2] - 48, (c[4] - 48) * 10 + c[5] - 48
+    hhmm = (width == 6) & ((c[0] == 43) | (c[0] == 45)) & (c[3] == _COLON) & digits_ok
     hhmm &= (hh <= 18) & (mm <= 59)
-    return np.where(hhmm, sign * (hh * 60 + mm), 0), empty | zulu | hhmm
+    sign = np.where(c[0] == 45, -1, 1)
+    return np.where(hhmm, sign * (hh * 60 + mm), 0), (width == 0) | zulu | hhmm
 
 
 def _days_in_month(year, month):
