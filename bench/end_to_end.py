@@ -241,7 +241,7 @@ class TreePeak:
                     continue
                 if "java" in cmd.split(" ")[0]:
                     self.driver_mb = max(self.driver_mb, rss)
-                elif "pyspark" in cmd:
+                elif "pyspark" in cmd or "worker_daemon" in cmd:  # Spark's daemon or ours (local runs)
                     self.worker_mb = max(self.worker_mb, rss)
             time.sleep(self.interval)
 

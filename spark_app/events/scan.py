@@ -110,7 +110,7 @@ def file_outputs(path: str, spec: ScanSpec):
     """("events", RecordBatch of EVENT_COLUMNS) per block with in-day events, then ("report", JSON)."""
     report: Dict[str, object] = {"path": path}
     try:
-        for result in classify_file(path, spec):
+        for result in classify_file(path, spec, whole_rows=False):
             _merge(report, result.counts)
             batch = _event_batch(result.columns)
             if batch is not None:
@@ -138,12 +138,15 @@ def _payload_batch(labels, payloads, reports):
     )
 
 
-def classify_file(path: str, spec: ScanSpec) -> Iterator[BlockResult]:
-    """The file's blocks, classified; raises Unreadable before any block of a broken file."""
+def classify_file(path: str, spec: ScanSpec, whole_rows: bool = True) -> Iterator[BlockResult]:
+    """The file's blocks, classified; raises Unreadable before any block of a broken file.
+
+    `whole_rows=False`: the caller keeps counts and events, not the rejected rows' raw text, so
+    a Parquet file's other columns are not read."""
     if spec.fmt == "parquet":
         from spark_app.events.tables import classify_parquet_file
 
-        yield from classify_parquet_file(path, spec.window, spec.s3)
+        yield from classify_parquet_file(path, spec.window, spec.s3, whole_rows)
         return
     with _text_stream(path, spec.s3) as stream:
         for block in _blocks(stream, spec.block_bytes):

@@ -21,9 +21,9 @@ from spark_app.events.parse import FIELDS, MAX_PRODUCT_ID_BYTES, DayWindow, clas
 from spark_app.events.vector import (
     BlockResult,
     _add_fast,
-    _iso_micros,
     append_records,
     epoch_ms_text,
+    iso_micros,
     tally_strict,
 )
 
@@ -32,8 +32,10 @@ _EPOCH_MIN, _EPOCH_MAX = 10**11, 10**13
 
 
 def classify_parquet_file(
-    path: str, window: DayWindow, s3: Optional[S3Config] = None
+    path: str, window: DayWindow, s3: Optional[S3Config] = None, whole_rows: bool = True
 ) -> Iterator[BlockResult]:
+    """The file's batches, classified; `whole_rows=False` reads only the five fields' columns
+    (a rejected row's raw text then lacks the others: for callers that only count)."""
     import pyarrow.parquet as pq
 
     with open_source(path, s3) as stream:
@@ -42,7 +44,8 @@ def classify_parquet_file(
             parquet = pq.ParquetFile(source, buffer_size=1 << 20, pre_buffer=False)  # page by page
         except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError: not Parquet, cut short
             raise Unreadable(f"not a readable Parquet file: {exc}") from exc
-        for batch in _batches(parquet, path):
+        columns = None if whole_rows else [f for f in parquet.schema_arrow.names if f in FIELDS]
+        for batch in _batches(parquet, path, columns):
             yield classify_table_batch(batch, window)
 
 
@@ -53,9 +56,9 @@ def _seekable(stream) -> bool:
         return False
 
 
-def _batches(parquet, path: str):
+def _batches(parquet, path: str, columns=None):
     try:
-        yield from parquet.iter_batches(batch_size=BATCH_ROWS)
+        yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
     except Exception as exc:  # noqa: BLE001 - a page that cannot be decoded halfway through the file
         raise RuntimeError(f"{path}: Parquet data cannot be decoded: {exc}") from exc
 
@@ -132,7 +135,7 @@ def _ts_column(col):
         buf = np.frombuffer(data, np.uint8) if data is not None and data.size else np.zeros(1, np.uint8)
         starts = offsets[:-1].astype(np.int64)
         width = offsets[1:] - offsets[:-1]
-        us, ok = _iso_micros(buf, starts, width)
+        us, ok = iso_micros(text, buf, starts, width)
         digits = np.flatnonzero(~ok & (width >= 12) & (width <= 13))  # epoch ms as text, maybe
         if len(digits):
             ms, ms_ok = epoch_ms_text(buf, starts[digits], width[digits])

@@ -75,9 +75,9 @@ def train(archive: Path) -> None:
     from spark_app.events.read import read_day_events
     from spark_app.local.sample_data import SampleSpec, write_day
     from spark_app.quality.gate import verify
-    from spark_app.session import build_session
+    from spark_app.session import LOCAL_JAVA_OPTIONS, build_session
 
-    options = f"-XX:+ExitOnOutOfMemoryError -XX:ArchiveClassesAtExit={archive}"
+    options = f"{LOCAL_JAVA_OPTIONS} -XX:ArchiveClassesAtExit={archive}"
     spark = build_session(SparkConfig(master="local[2]", app_name="class-archive"),
                           extra_conf={"spark.driver.extraJavaOptions": options})
     checks = [CheckConfig("isComplete", column="product_id"), CheckConfig("hasSize", min=1)]
