@@ -148,6 +148,11 @@ def prepare_local_environment() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if sys.version_info < (3, 12):
+        # PySpark's Arrow types import distutils.version; setuptools' redirect of that import
+        # loads its own distutils, email and more (0.15-0.2 s in the driver and again in every
+        # Python worker), where this interpreter's own distutils costs nothing
+        os.environ.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
     if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
         java_home = bundled_java_home()
         if java_home:
