@@ -121,7 +121,8 @@ def _run_with_spark(args, cfg: Config, pipeline, days: List[date]) -> int:
         from spark_app.session import fake_aws_credentials
 
         fake_aws_credentials()
-    spark = build_session(cfg.spark, s3=cfg.s3)
+    # profiling a day's tables (suggest) is JVM work: it keeps both compilers
+    spark = build_session(cfg.spark, s3=cfg.s3, quick_jit=args.command != "suggest")
     try:
         try:
             engine = _quality_engine(spark, cfg)

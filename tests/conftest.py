@@ -45,7 +45,8 @@ def spark():
                 # machine; a cancelled task here completes on its own well within this.
                 "spark.python.task.killTimeout": "120s",
             },
-        )
+        ),
+        quick_jit=True,  # many short jobs
     )
     yield session
     session.stop()

@@ -57,21 +57,3 @@ def test_a_task_runs_in_a_worker_that_has_the_compiled_pyspark_and_the_executor_
 
     assert {Path(r["pyspark"]).parent for r in rows} == {PYSPARK_DIR}  # not pyspark.zip/pyspark
     assert all(r["loaded"] for r in rows)
-
-
-def _distutils_of_a_worker(batches):
-    import distutils.version  # what PySpark's Arrow types import
-
-    import pyarrow as pa
-
-    for _ in batches:
-        yield pa.RecordBatch.from_pydict({"path": [distutils.version.__file__]})
-
-
-def test_workers_take_the_interpreters_own_distutils_not_setuptools_redirect(spark):
-    if sys.version_info >= (3, 12):  # no distutils of its own: setuptools' is the only one
-        assert os.environ.get("SETUPTOOLS_USE_DISTUTILS") != "stdlib"
-        return
-    [row] = spark.range(1, numPartitions=1).mapInArrow(_distutils_of_a_worker, "path string").collect()
-
-    assert "setuptools" not in row["path"]
