@@ -4,7 +4,7 @@ Spark starts one daemon per executor (`python -m pyspark.daemon`, PYTHONPATH led
 `python/lib/pyspark.zip`) and forks a worker from it for each concurrent Python task; a worker
 imports what its task needs on its first task. Two costs follow, paid again by every run:
 the zip holds no compiled bytecode, so each worker compiles PySpark's SQL modules from source,
-and each worker imports pyarrow, pandas and the job's executor modules by itself.
+and each worker imports pyarrow, NumPy and the job's executor modules by itself.
 
 This daemon, chosen by `spark.python.daemon.module` for local masters (`spark_app.session`),
 drops the zip from the path when it is the one inside the PySpark installation this interpreter
